@@ -1,0 +1,276 @@
+package api
+
+// Namespace groups namespaced objects.
+type Namespace struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Status     NamespaceStatus `json:"status,omitempty"`
+}
+
+// NamespaceStatus reports a namespace's phase.
+type NamespaceStatus struct {
+	Phase string `json:"phase,omitempty"` // Active
+}
+
+// Node is an edge board running `flotilla agent`.
+type Node struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       NodeSpec   `json:"spec,omitempty"`
+	Status     NodeStatus `json:"status,omitempty"`
+}
+
+// NodeSpec is what an operator sets on a node.
+type NodeSpec struct {
+	// Unschedulable keeps new pods off the node (cordon).
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+// NodeStatus is what the agent reports.
+type NodeStatus struct {
+	Capacity    ResourceList    `json:"capacity,omitempty"`
+	Allocatable ResourceList    `json:"allocatable,omitempty"`
+	Conditions  []Condition     `json:"conditions,omitempty"`
+	Addresses   []NodeAddress   `json:"addresses,omitempty"`
+	NodeInfo    NodeSystemInfo  `json:"nodeInfo,omitempty"`
+	Runtimes    []string        `json:"runtimes,omitempty"` // "wasm", later "oci"
+	DaemonPorts NodeDaemonPorts `json:"daemonEndpoints,omitempty"`
+}
+
+// NodeAddress is one address of a node.
+type NodeAddress struct {
+	Type    string `json:"type"` // InternalIP, Hostname
+	Address string `json:"address"`
+}
+
+// NodeSystemInfo describes the board.
+type NodeSystemInfo struct {
+	OperatingSystem string `json:"operatingSystem,omitempty"`
+	Architecture    string `json:"architecture,omitempty"`
+	Variant         string `json:"variant,omitempty"`
+	KernelVersion   string `json:"kernelVersion,omitempty"`
+	AgentVersion    string `json:"agentVersion,omitempty"`
+}
+
+// NodeDaemonPorts tells clients the port range the agent hands to pods.
+type NodeDaemonPorts struct {
+	PodPortRange string `json:"podPortRange,omitempty"`
+}
+
+// NodeReady is the node condition kept fresh by agent heartbeats.
+const NodeReady = "Ready"
+
+// InternalIP returns the node's InternalIP address, or "".
+func (n *Node) InternalIP() string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == "InternalIP" {
+			return a.Address
+		}
+	}
+	return ""
+}
+
+// Ready reports whether the node's Ready condition is True.
+func (n *Node) Ready() bool {
+	c := FindCondition(n.Status.Conditions, NodeReady)
+	return c != nil && c.Status == ConditionTrue
+}
+
+// Pod is one or more containers run together on one node.
+type Pod struct {
+	TypeMeta   `json:",inline"`
+	ObjectMeta `json:"metadata"`
+	Spec       PodSpec   `json:"spec"`
+	Status     PodStatus `json:"status,omitempty"`
+}
+
+// PodSpec is the desired state of a pod.
+type PodSpec struct {
+	Containers    []Container       `json:"containers"`
+	RestartPolicy string            `json:"restartPolicy,omitempty"` // Always, OnFailure, Never
+	NodeSelector  map[string]string `json:"nodeSelector,omitempty"`
+	// NodeName is set by the scheduler when it binds the pod.
+	NodeName string `json:"nodeName,omitempty"`
+	// ActiveDeadlineSeconds bounds a pod's run time; for wasm command
+	// modules it is also their CPU-time limit.
+	ActiveDeadlineSeconds         *int64 `json:"activeDeadlineSeconds,omitempty"`
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+}
+
+// Restart policies.
+const (
+	RestartAlways    = "Always"
+	RestartOnFailure = "OnFailure"
+	RestartNever     = "Never"
+)
+
+// Container runtimes.
+const (
+	RuntimeWasm = "wasm"
+	RuntimeOCI  = "oci"
+)
+
+// Container is one process of a pod: a wasm module (or, later, an OCI image).
+type Container struct {
+	Name string `json:"name"`
+	// Runtime is wasm or oci; empty defaults to wasm.
+	Runtime string `json:"runtime,omitempty"`
+	// Image is the module reference NAME:TAG or NAME@sha256:HEX.
+	Image     string               `json:"image"`
+	Args      []string             `json:"args,omitempty"`
+	Env       []EnvVar             `json:"env,omitempty"`
+	Ports     []ContainerPort      `json:"ports,omitempty"`
+	Resources ResourceRequirements `json:"resources,omitempty"`
+	// Wasm tunes how a wasm module is run; nil means a command module
+	// unless the container declares ports (then an HTTP module).
+	Wasm *WasmOptions `json:"wasm,omitempty"`
+}
+
+// WasmOptions says how the agent runs a wasm module.
+type WasmOptions struct {
+	// Mode: command (run _start to completion), http (persistent pool of
+	// instances serving HTTP/1.1 over stdin/stdout) or cgi (one instance
+	// per request). Default: http when the container has ports, else command.
+	Mode string `json:"mode,omitempty"`
+	// Instances is the size of the persistent pool (default 2).
+	Instances int32 `json:"instances,omitempty"`
+	// RequestTimeoutSeconds is the CPU-time limit of one HTTP request
+	// (default 30).
+	RequestTimeoutSeconds int32 `json:"requestTimeoutSeconds,omitempty"`
+}
+
+// Wasm modes.
+const (
+	WasmCommand = "command"
+	WasmHTTP    = "http"
+	WasmCGI     = "cgi"
+)
+
+// EnvVar is one environment variable.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value,omitempty"`
+}
+
+// ContainerPort is a port the container listens on. For wasm HTTP modules
+// the agent owns the listener on the node address and an allocated port.
+type ContainerPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"` // TCP, UDP
+}
+
+// ResourceRequirements are requests (what the scheduler reserves) and
+// limits (what the runtime enforces).
+type ResourceRequirements struct {
+	Requests ResourceList `json:"requests,omitempty"`
+	Limits   ResourceList `json:"limits,omitempty"`
+}
+
+// ResourceList maps a resource name (cpu, memory) to a quantity.
+type ResourceList map[string]Quantity
+
+// PodStatus is what the agent observes.
+type PodStatus struct {
+	// Phase: Pending, Running, Succeeded, Failed, Unknown.
+	Phase             string            `json:"phase,omitempty"`
+	Conditions        []Condition       `json:"conditions,omitempty"`
+	Reason            string            `json:"reason,omitempty"`
+	Message           string            `json:"message,omitempty"`
+	HostIP            string            `json:"hostIP,omitempty"`
+	PodIP             string            `json:"podIP,omitempty"`
+	StartTime         Time              `json:"startTime,omitempty"`
+	ContainerStatuses []ContainerStatus `json:"containerStatuses,omitempty"`
+}
+
+// Pod phases.
+const (
+	PodPending   = "Pending"
+	PodRunning   = "Running"
+	PodSucceeded = "Succeeded"
+	PodFailed    = "Failed"
+	PodUnknown   = "Unknown"
+)
+
+// Pod condition types.
+const (
+	PodScheduled    = "PodScheduled"
+	PodReady        = "Ready"
+	ContainersReady = "ContainersReady"
+)
+
+// ContainerStatus is the observed state of one container.
+type ContainerStatus struct {
+	Name         string         `json:"name"`
+	Runtime      string         `json:"runtime,omitempty"`
+	Image        string         `json:"image"`
+	ImageID      string         `json:"imageID,omitempty"` // sha256:HEX
+	Ready        bool           `json:"ready"`
+	Started      bool           `json:"started"`
+	RestartCount int32          `json:"restartCount"`
+	State        ContainerState `json:"state,omitempty"`
+	LastState    ContainerState `json:"lastState,omitempty"`
+	// Ports are the endpoints the agent serves for this container.
+	Ports []PortStatus `json:"ports,omitempty"`
+}
+
+// PortStatus is where a container port is reachable: node address and an
+// agent-allocated host port.
+type PortStatus struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	HostIP        string `json:"hostIP"`
+	HostPort      int32  `json:"hostPort"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+// ContainerState holds exactly one of its fields.
+type ContainerState struct {
+	Waiting    *ContainerStateWaiting    `json:"waiting,omitempty"`
+	Running    *ContainerStateRunning    `json:"running,omitempty"`
+	Terminated *ContainerStateTerminated `json:"terminated,omitempty"`
+}
+
+// ContainerStateWaiting explains why a container is not running yet.
+type ContainerStateWaiting struct {
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// ContainerStateRunning says since when a container runs.
+type ContainerStateRunning struct {
+	StartedAt Time `json:"startedAt,omitempty"`
+}
+
+// ContainerStateTerminated records how a container ended.
+type ContainerStateTerminated struct {
+	ExitCode   int32  `json:"exitCode"`
+	Reason     string `json:"reason,omitempty"`
+	Message    string `json:"message,omitempty"`
+	StartedAt  Time   `json:"startedAt,omitempty"`
+	FinishedAt Time   `json:"finishedAt,omitempty"`
+}
+
+// IsTerminal reports whether the pod has finished for good.
+func (p *Pod) IsTerminal() bool {
+	return p.Status.Phase == PodSucceeded || p.Status.Phase == PodFailed
+}
+
+// IsReady reports whether the pod's Ready condition is True.
+func (p *Pod) IsReady() bool {
+	c := FindCondition(p.Status.Conditions, PodReady)
+	return c != nil && c.Status == ConditionTrue
+}
+
+// Requests sums the pod's container requests.
+func (p *Pod) Requests() (milliCPU, memBytes int64) {
+	for _, c := range p.Spec.Containers {
+		if q, ok := c.Resources.Requests["cpu"]; ok {
+			milliCPU += q.MilliValue()
+		}
+		if q, ok := c.Resources.Requests["memory"]; ok {
+			memBytes += q.Value()
+		}
+	}
+	return
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+)
+
+// KindInfo describes a resource kind: its names on the command line and
+// whether its objects live in a namespace.
+type KindInfo struct {
+	Kind       string
+	Plural     string
+	Short      []string
+	Namespaced bool
+	New        func() Object
+}
+
+// Kinds lists every resource kind the API serves.
+var Kinds = []KindInfo{
+	{Kind: "Namespace", Plural: "namespaces", Short: []string{"ns"}, New: func() Object { return &Namespace{} }},
+	{Kind: "Node", Plural: "nodes", Short: []string{"no"}, New: func() Object { return &Node{} }},
+	{Kind: "Pod", Plural: "pods", Short: []string{"po"}, Namespaced: true, New: func() Object { return &Pod{} }},
+	{Kind: "Deployment", Plural: "deployments", Short: []string{"deploy"}, Namespaced: true, New: func() Object { return &Deployment{} }},
+	{Kind: "ReplicaSet", Plural: "replicasets", Short: []string{"rs"}, Namespaced: true, New: func() Object { return &ReplicaSet{} }},
+}
+
+// LookupKind finds a kind by its name, plural, singular or short name, in
+// any case ("Deployment", "deployments", "deploy").
+func LookupKind(name string) (*KindInfo, error) {
+	n := strings.ToLower(name)
+	for i := range Kinds {
+		k := &Kinds[i]
+		if n == strings.ToLower(k.Kind) || n == k.Plural {
+			return k, nil
+		}
+		for _, s := range k.Short {
+			if n == s {
+				return k, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownKind, name)
+}
+
+// KindOf returns the registered kind info for obj.
+func KindOf(obj Object) (*KindInfo, error) {
+	switch obj.(type) {
+	case *Namespace:
+		return LookupKind("Namespace")
+	case *Node:
+		return LookupKind("Node")
+	case *Pod:
+		return LookupKind("Pod")
+	case *Deployment:
+		return LookupKind("Deployment")
+	case *ReplicaSet:
+		return LookupKind("ReplicaSet")
+	}
+	return nil, fmt.Errorf("%w: %T", ErrUnknownKind, obj)
+}
+
+// DefaultNamespace is where namespaced objects go when none is named.
+const DefaultNamespace = "default"

@@ -1,0 +1,252 @@
+package api
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var (
+	dnsLabelRe     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dnsSubdomainRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	labelNameRe    = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`)
+	envNameRe      = regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
+	moduleRefRe    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$`)
+)
+
+// ValidDNSLabel checks an RFC 1123 label (namespaces, container names).
+func ValidDNSLabel(s string) error {
+	if len(s) == 0 || len(s) > 63 || !dnsLabelRe.MatchString(s) {
+		return fmt.Errorf("%q is not a valid RFC 1123 label: lower case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", s)
+	}
+	return nil
+}
+
+// ValidDNSSubdomain checks an RFC 1123 subdomain (most object names).
+func ValidDNSSubdomain(s string) error {
+	if len(s) == 0 || len(s) > 253 || !dnsSubdomainRe.MatchString(s) {
+		return fmt.Errorf("%q is not a valid RFC 1123 subdomain: lower case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters", s)
+	}
+	return nil
+}
+
+func validLabelKeyErr(k string) error {
+	name := k
+	if i := strings.LastIndex(k, "/"); i >= 0 {
+		if err := ValidDNSSubdomain(k[:i]); err != nil {
+			return fmt.Errorf("label key %q: prefix %w", k, err)
+		}
+		name = k[i+1:]
+	}
+	if name == "" || len(name) > 63 || !labelNameRe.MatchString(name) {
+		return fmt.Errorf("label key %q: name must be 1-63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k)
+	}
+	return nil
+}
+
+func validLabelValueErr(v string) error {
+	if len(v) > 63 || !labelNameRe.MatchString(v) {
+		return fmt.Errorf("label value %q: must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending with a letter or digit", v)
+	}
+	return nil
+}
+
+// ValidLabels checks label keys and values.
+func ValidLabels(m map[string]string) error {
+	for k, v := range m {
+		if err := validLabelKeyErr(k); err != nil {
+			return err
+		}
+		if err := validLabelValueErr(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidModuleRef checks a wasm module reference NAME:TAG or NAME@sha256:HEX.
+func ValidModuleRef(s string) error {
+	if !moduleRefRe.MatchString(s) {
+		return fmt.Errorf("%q is not a module reference: want NAME:TAG or NAME@sha256:<64 hex digits>", s)
+	}
+	return nil
+}
+
+// Validate checks obj and returns FieldErrors naming every bad field.
+func Validate(obj Object) error {
+	var fe FieldErrors
+	ki, err := KindOf(obj)
+	if err != nil {
+		return err
+	}
+	validateMeta(&fe, obj.GetMeta(), ki)
+	switch o := obj.(type) {
+	case *Pod:
+		validatePodSpec(&fe, "spec", &o.Spec)
+	case *Deployment:
+		validateReplicated(&fe, o.Spec.Replicas, o.Spec.Selector, &o.Spec.Template)
+		if o.Spec.RevisionHistoryLimit != nil && *o.Spec.RevisionHistoryLimit < 0 {
+			fe.add("spec.revisionHistoryLimit", "must be >= 0, got %d", *o.Spec.RevisionHistoryLimit)
+		}
+	case *ReplicaSet:
+		validateReplicated(&fe, o.Spec.Replicas, o.Spec.Selector, &o.Spec.Template)
+	case *Node:
+		for i, a := range o.Status.Addresses {
+			if a.Address == "" {
+				fe.add(fmt.Sprintf("status.addresses[%d].address", i), "must not be empty")
+			}
+		}
+	}
+	return fe.orNil()
+}
+
+func validateMeta(fe *FieldErrors, m *ObjectMeta, ki *KindInfo) {
+	check := ValidDNSSubdomain
+	if ki.Kind == "Namespace" || ki.Kind == "Node" {
+		// Node names become NATS subject tokens, so they may not hold dots.
+		check = ValidDNSLabel
+	}
+	if m.Name == "" && m.GenerateName == "" {
+		fe.add("metadata.name", "is required")
+	} else if m.Name != "" {
+		if err := check(m.Name); err != nil {
+			fe.add("metadata.name", "%v", err)
+		}
+	}
+	if ki.Namespaced {
+		if err := ValidDNSLabel(m.Namespace); err != nil {
+			fe.add("metadata.namespace", "%v", err)
+		}
+	} else if m.Namespace != "" {
+		fe.add("metadata.namespace", "%s is not namespaced; leave it empty", ki.Kind)
+	}
+	if err := ValidLabels(m.Labels); err != nil {
+		fe.add("metadata.labels", "%v", err)
+	}
+	for k := range m.Annotations {
+		if err := validLabelKeyErr(k); err != nil {
+			fe.add("metadata.annotations", "%v", err)
+		}
+	}
+}
+
+func validateReplicated(fe *FieldErrors, replicas *int32, sel *LabelSelector, tpl *PodTemplateSpec) {
+	if replicas != nil && *replicas < 0 {
+		fe.add("spec.replicas", "must be >= 0, got %d", *replicas)
+	}
+	if sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0) {
+		fe.add("spec.selector", "is required and must not be empty")
+	} else if s, err := sel.AsSelector(); err != nil {
+		fe.add("spec.selector", "%v", err)
+	} else if !s.Matches(tpl.Labels) {
+		fe.add("spec.selector", "selector %q does not match template labels %q", s.String(), FormatLabels(tpl.Labels))
+	}
+	if err := ValidLabels(tpl.Labels); err != nil {
+		fe.add("spec.template.metadata.labels", "%v", err)
+	}
+	if sel != nil {
+		if err := ValidLabels(sel.MatchLabels); err != nil {
+			fe.add("spec.selector.matchLabels", "%v", err)
+		}
+	}
+	validatePodSpec(fe, "spec.template.spec", &tpl.Spec)
+}
+
+func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
+	if len(s.Containers) == 0 {
+		fe.add(path+".containers", "at least one container is required")
+	}
+	switch s.RestartPolicy {
+	case "", RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		fe.add(path+".restartPolicy", "%q is not Always, OnFailure or Never", s.RestartPolicy)
+	}
+	if err := ValidLabels(s.NodeSelector); err != nil {
+		fe.add(path+".nodeSelector", "%v", err)
+	}
+	if s.ActiveDeadlineSeconds != nil && *s.ActiveDeadlineSeconds <= 0 {
+		fe.add(path+".activeDeadlineSeconds", "must be > 0")
+	}
+	if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds < 0 {
+		fe.add(path+".terminationGracePeriodSeconds", "must be >= 0")
+	}
+	names := map[string]bool{}
+	for i, c := range s.Containers {
+		p := fmt.Sprintf("%s.containers[%d]", path, i)
+		if err := ValidDNSLabel(c.Name); err != nil {
+			fe.add(p+".name", "%v", err)
+		} else if names[c.Name] {
+			fe.add(p+".name", "duplicate container name %q", c.Name)
+		}
+		names[c.Name] = true
+		switch c.Runtime {
+		case "", RuntimeWasm:
+			if err := ValidModuleRef(c.Image); err != nil {
+				fe.add(p+".image", "%v", err)
+			}
+		case RuntimeOCI:
+			if c.Image == "" {
+				fe.add(p+".image", "is required")
+			}
+		default:
+			fe.add(p+".runtime", "%q is not wasm or oci", c.Runtime)
+		}
+		for j, e := range c.Env {
+			if !envNameRe.MatchString(e.Name) {
+				fe.add(fmt.Sprintf("%s.env[%d].name", p, j), "%q is not a valid environment variable name", e.Name)
+			}
+		}
+		ports := map[int32]bool{}
+		for j, port := range c.Ports {
+			pp := fmt.Sprintf("%s.ports[%d]", p, j)
+			if port.ContainerPort < 1 || port.ContainerPort > 65535 {
+				fe.add(pp+".containerPort", "%d is not in 1-65535", port.ContainerPort)
+			} else if ports[port.ContainerPort] {
+				fe.add(pp+".containerPort", "duplicate port %d", port.ContainerPort)
+			}
+			ports[port.ContainerPort] = true
+			switch port.Protocol {
+			case "", "TCP", "UDP":
+			default:
+				fe.add(pp+".protocol", "%q is not TCP or UDP", port.Protocol)
+			}
+			if port.Name != "" && (len(port.Name) > 15 || !dnsLabelRe.MatchString(port.Name)) {
+				fe.add(pp+".name", "%q must be an RFC 1123 label of at most 15 characters", port.Name)
+			}
+		}
+		for _, kind := range []string{"requests", "limits"} {
+			rl := c.Resources.Requests
+			if kind == "limits" {
+				rl = c.Resources.Limits
+			}
+			for name := range rl {
+				if name != "cpu" && name != "memory" {
+					fe.add(fmt.Sprintf("%s.resources.%s.%s", p, kind, name), "unknown resource; want cpu or memory")
+				}
+			}
+		}
+		for _, name := range []string{"cpu", "memory"} {
+			req, okR := c.Resources.Requests[name]
+			lim, okL := c.Resources.Limits[name]
+			if okR && okL && req.MilliValue() > lim.MilliValue() {
+				fe.add(fmt.Sprintf("%s.resources.requests.%s", p, name), "%s is more than its limit %s", req, lim)
+			}
+		}
+		if c.Wasm != nil {
+			switch c.Wasm.Mode {
+			case "", WasmCommand, WasmHTTP, WasmCGI:
+			default:
+				fe.add(p+".wasm.mode", "%q is not command, http or cgi", c.Wasm.Mode)
+			}
+			if c.Wasm.Instances < 0 || c.Wasm.Instances > 256 {
+				fe.add(p+".wasm.instances", "must be in 0-256, got %d", c.Wasm.Instances)
+			}
+			if c.Wasm.RequestTimeoutSeconds < 0 {
+				fe.add(p+".wasm.requestTimeoutSeconds", "must be >= 0")
+			}
+			if (c.Wasm.Mode == WasmHTTP || c.Wasm.Mode == WasmCGI) && len(c.Ports) == 0 {
+				fe.add(p+".ports", "an %s module needs a port", c.Wasm.Mode)
+			}
+		}
+	}
+}

@@ -1,0 +1,393 @@
+// Package apiserver serves Flotilla's API over NATS request/reply
+// (subjects in api/wire): it decodes strictly, defaults, validates and
+// writes through the store, which makes every write a compare-and-set.
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/api/wire"
+	"github.com/flotilla-edge/flotilla/controlplane/store"
+)
+
+// Server answers API requests.
+type Server struct {
+	nc      *nats.Conn
+	store   *store.Store
+	log     *slog.Logger
+	version string
+	leader  func() string
+
+	mu      sync.Mutex
+	watches map[string]*watch // by inbox
+}
+
+type watch struct {
+	cancel   context.CancelFunc
+	lastSeen time.Time
+}
+
+// New makes a server; Start subscribes it.
+func New(nc *nats.Conn, st *store.Store, log *slog.Logger, version string, leader func() string) *Server {
+	return &Server{nc: nc, store: st, log: log, version: version, leader: leader, watches: map[string]*watch{}}
+}
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	handlers := map[string]func(context.Context, []byte) any{
+		wire.SubjectGet:     s.get,
+		wire.SubjectList:    s.list,
+		wire.SubjectCreate:  s.create,
+		wire.SubjectUpdate:  s.update,
+		wire.SubjectApply:   s.apply,
+		wire.SubjectDelete:  s.delete,
+		wire.SubjectVersion: s.versionInfo,
+	}
+	var subs []*nats.Subscription
+	defer func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+	}()
+	for subj, h := range handlers {
+		h := h
+		sub, err := s.nc.QueueSubscribe(subj, wire.QueueGroup, func(m *nats.Msg) {
+			// Each request gets its own goroutine so a slow list does not
+			// hold up gets behind it.
+			go func() {
+				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				reply := h(rctx, m.Data)
+				b, _ := json.Marshal(reply)
+				_ = m.Respond(b)
+			}()
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, sub)
+	}
+	sub, err := s.nc.QueueSubscribe(wire.SubjectWatch, wire.QueueGroup, func(m *nats.Msg) { s.startWatch(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", wire.SubjectWatch, err)
+	}
+	subs = append(subs, sub)
+	// Keepalives and stops go to every server: only the one holding the
+	// watch acts on them.
+	for subj, h := range map[string]func(string){wire.SubjectKeepalive: s.keepalive, wire.SubjectStop: s.stopWatch} {
+		h := h
+		sub, err := s.nc.Subscribe(subj, func(m *nats.Msg) {
+			var c wire.WatchControl
+			if json.Unmarshal(m.Data, &c) == nil {
+				h(c.Inbox)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, sub)
+	}
+	t := time.NewTicker(wire.KeepaliveEvery * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for _, w := range s.watches {
+				w.cancel()
+			}
+			s.mu.Unlock()
+			return nil
+		case <-t.C:
+			s.expireWatches()
+		}
+	}
+}
+
+func wireError(err error) *wire.Error {
+	if err == nil {
+		return nil
+	}
+	return &wire.Error{Code: api.Code(err), Message: err.Error()}
+}
+
+func objectReply(obj api.Object, err error) any {
+	if err != nil {
+		return wire.Reply{Error: wireError(err)}
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return wire.Reply{Error: wireError(err)}
+	}
+	return wire.Reply{Object: b}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", api.ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+func (s *Server) get(ctx context.Context, data []byte) any {
+	var r wire.ObjectRef
+	if err := json.Unmarshal(data, &r); err != nil {
+		return objectReply(nil, invalid("get request: %v", err))
+	}
+	return objectReply(s.store.Get(ctx, r.Kind, nsOrDefault(r.Kind, r.Namespace), r.Name))
+}
+
+func nsOrDefault(kind, ns string) string {
+	if ki, err := api.LookupKind(kind); err == nil && ki.Namespaced && ns == "" {
+		return api.DefaultNamespace
+	}
+	return ns
+}
+
+func (s *Server) list(ctx context.Context, data []byte) any {
+	var r wire.ListRequest
+	if err := json.Unmarshal(data, &r); err != nil {
+		return wire.ListReply{Error: wireError(invalid("list request: %v", err))}
+	}
+	sel, err := api.ParseSelector(r.LabelSelector)
+	if err != nil {
+		return wire.ListReply{Error: wireError(fmt.Errorf("labelSelector: %w: %v", api.ErrInvalid, err))}
+	}
+	objs, next, err := s.store.List(ctx, r.Kind, store.ListOptions{Namespace: r.Namespace, Selector: sel, Limit: r.Limit, Continue: r.Continue})
+	if err != nil {
+		return wire.ListReply{Error: wireError(err)}
+	}
+	items := make([]json.RawMessage, 0, len(objs))
+	for _, o := range objs {
+		b, _ := json.Marshal(o)
+		items = append(items, b)
+	}
+	return wire.ListReply{Items: items, Continue: next}
+}
+
+// decodeWrite decodes the object of a write request strictly.
+func decodeWrite(data []byte) (api.Object, error) {
+	var r wire.WriteRequest
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, invalid("write request: %v", err)
+	}
+	if len(r.Object) == 0 {
+		return nil, api.FieldErrors{{Field: "object", Detail: "is required"}}
+	}
+	return api.DecodeOne(r.Object)
+}
+
+func (s *Server) create(ctx context.Context, data []byte) any {
+	obj, err := decodeWrite(data)
+	if err != nil {
+		return objectReply(nil, err)
+	}
+	if err := s.checkNamespace(ctx, obj); err != nil {
+		return objectReply(nil, err)
+	}
+	return objectReply(s.store.Create(ctx, obj))
+}
+
+// checkNamespace refuses objects in a namespace that does not exist.
+func (s *Server) checkNamespace(ctx context.Context, obj api.Object) error {
+	ki, err := api.KindOf(obj)
+	if err != nil || !ki.Namespaced {
+		return err
+	}
+	ns := obj.GetMeta().Namespace
+	if ns == "" {
+		ns = api.DefaultNamespace
+	}
+	if _, err := s.store.Get(ctx, "Namespace", "", ns); err != nil {
+		if errors.Is(err, api.ErrNotFound) {
+			return api.FieldErrors{{Field: "metadata.namespace", Detail: fmt.Sprintf("namespace %q does not exist", ns)}}
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) update(ctx context.Context, data []byte) any {
+	obj, err := decodeWrite(data)
+	if err != nil {
+		return objectReply(nil, err)
+	}
+	return objectReply(s.store.Update(ctx, obj))
+}
+
+// apply creates the object, or replaces the user-owned parts of the stored
+// one (labels, annotations, spec), keeping what the system owns (status,
+// owner references). It retries its read-modify-write on conflicts.
+func (s *Server) apply(ctx context.Context, data []byte) any {
+	obj, err := decodeWrite(data)
+	if err != nil {
+		return objectReply(nil, err)
+	}
+	api.Defaults(obj)
+	if err := api.Validate(obj); err != nil {
+		return objectReply(nil, err)
+	}
+	if err := s.checkNamespace(ctx, obj); err != nil {
+		return objectReply(nil, err)
+	}
+	m := obj.GetMeta()
+	for attempt := 0; attempt < 5; attempt++ {
+		cur, err := s.store.Get(ctx, obj.GetType().Kind, m.Namespace, m.Name)
+		if errors.Is(err, api.ErrNotFound) {
+			created, err := s.store.Create(ctx, obj)
+			if errors.Is(err, api.ErrAlreadyExists) {
+				continue
+			}
+			return objectReply(created, err)
+		}
+		if err != nil {
+			return objectReply(nil, err)
+		}
+		merged := mergeApplied(cur, obj)
+		updated, err := s.store.Update(ctx, merged)
+		if errors.Is(err, api.ErrConflict) {
+			continue
+		}
+		return objectReply(updated, err)
+	}
+	return objectReply(nil, fmt.Errorf("apply %s %q: %w", obj.GetType().Kind, m.Name, api.ErrConflict))
+}
+
+// mergeApplied copies spec, labels and annotations of applied onto cur.
+func mergeApplied(cur, applied api.Object) api.Object {
+	out := cur
+	am, om := applied.GetMeta(), out.GetMeta()
+	om.Labels, om.Annotations = am.Labels, am.Annotations
+	switch o := out.(type) {
+	case *api.Pod:
+		o.Spec = applied.(*api.Pod).Spec
+	case *api.Deployment:
+		o.Spec = applied.(*api.Deployment).Spec
+	case *api.ReplicaSet:
+		o.Spec = applied.(*api.ReplicaSet).Spec
+	case *api.Node:
+		o.Spec = applied.(*api.Node).Spec
+	}
+	return out
+}
+
+func (s *Server) delete(ctx context.Context, data []byte) any {
+	var r wire.ObjectRef
+	if err := json.Unmarshal(data, &r); err != nil {
+		return objectReply(nil, invalid("delete request: %v", err))
+	}
+	ns := nsOrDefault(r.Kind, r.Namespace)
+	// Without a resourceVersion the caller means "whatever is there now", so
+	// a status write racing the delete is retried, not reported.
+	for attempt := 0; ; attempt++ {
+		obj, err := s.store.Get(ctx, r.Kind, ns, r.Name)
+		if err != nil {
+			return objectReply(nil, err)
+		}
+		rv := r.ResourceVersion
+		if rv == "" {
+			rv = obj.GetMeta().ResourceVersion
+		}
+		err = s.store.Delete(ctx, r.Kind, ns, r.Name, rv)
+		if errors.Is(err, api.ErrConflict) && r.ResourceVersion == "" && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return objectReply(nil, err)
+		}
+		return objectReply(obj, nil)
+	}
+}
+
+func (s *Server) versionInfo(context.Context, []byte) any {
+	v := wire.VersionReply{Version: s.version, APIVersion: api.Version}
+	if s.leader != nil {
+		v.Leader = s.leader()
+	}
+	return v
+}
+
+func (s *Server) startWatch(parent context.Context, m *nats.Msg) {
+	inbox := m.Reply
+	if inbox == "" {
+		return
+	}
+	send := func(ev wire.WatchEvent) {
+		b, _ := json.Marshal(ev)
+		_ = s.nc.Publish(inbox, b)
+	}
+	var r wire.WatchRequest
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		send(wire.WatchEvent{Type: "ERROR", Error: wireError(invalid("watch request: %v", err))})
+		return
+	}
+	sel, err := api.ParseSelector(r.LabelSelector)
+	if err != nil {
+		send(wire.WatchEvent{Type: "ERROR", Error: wireError(fmt.Errorf("labelSelector: %w: %v", api.ErrInvalid, err))})
+		return
+	}
+	ctx, cancel := context.WithCancel(parent)
+	events, err := s.store.Watch(ctx, r.Kind, r.Namespace)
+	if err != nil {
+		cancel()
+		send(wire.WatchEvent{Type: "ERROR", Error: wireError(err)})
+		return
+	}
+	s.mu.Lock()
+	s.watches[inbox] = &watch{cancel: cancel, lastSeen: time.Now()}
+	s.mu.Unlock()
+	go func() {
+		defer s.stopWatch(inbox)
+		for ev := range events {
+			if ev.Object != nil && !sel.Matches(ev.Object.GetMeta().Labels) {
+				continue
+			}
+			b, _ := json.Marshal(ev.Object)
+			if ev.Object == nil {
+				b = nil
+			}
+			send(wire.WatchEvent{Type: string(ev.Type), Object: b})
+		}
+	}()
+}
+
+func (s *Server) keepalive(inbox string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, ok := s.watches[inbox]; ok {
+		w.lastSeen = time.Now()
+	}
+}
+
+func (s *Server) stopWatch(inbox string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w, ok := s.watches[inbox]; ok {
+		w.cancel()
+		delete(s.watches, inbox)
+	}
+}
+
+func (s *Server) expireWatches() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for inbox, w := range s.watches {
+		if time.Since(w.lastSeen) > 3*wire.KeepaliveEvery*time.Second {
+			w.cancel()
+			delete(s.watches, inbox)
+		}
+	}
+}
+
+// Watches reports how many watches the server holds (for tests and status).
+func (s *Server) Watches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.watches)
+}

@@ -1,0 +1,65 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flotilla-edge/flotilla/api"
+)
+
+// nodeLifecycleController marks a node Ready=Unknown when its agent stops
+// heartbeating, and its pods not ready, so that nothing is scheduled there
+// and readers see the outage.
+type nodeLifecycleController struct {
+	m     *Manager
+	queue *Queue
+}
+
+func (c *nodeLifecycleController) reconcile(ctx context.Context, key string) error {
+	obj := c.m.nodes.Get(key)
+	if obj == nil {
+		return nil
+	}
+	n := obj.(*api.Node)
+	ready := api.FindCondition(n.Status.Conditions, api.NodeReady)
+	if ready == nil || ready.Status == api.ConditionUnknown {
+		return nil
+	}
+	last := ready.LastHeartbeatTime.Time
+	if last.IsZero() {
+		last = ready.LastTransitionTime.Time
+	}
+	if time.Since(last) < c.m.opts.NodeMonitorGracePeriod {
+		return nil
+	}
+	cp := *n
+	cp.Status.Conditions = append([]api.Condition(nil), n.Status.Conditions...)
+	api.SetCondition(&cp.Status.Conditions, api.Condition{
+		Type: api.NodeReady, Status: api.ConditionUnknown, Reason: "NodeStatusUnknown",
+		Message: "Agent stopped posting node status.", LastHeartbeatTime: ready.LastHeartbeatTime,
+	})
+	updated, err := c.m.st.Update(ctx, &cp)
+	if errors.Is(err, api.ErrConflict) {
+		return nil // a fresh heartbeat won the race
+	}
+	if err != nil {
+		return fmt.Errorf("mark node %s unknown: %w", n.Name, err)
+	}
+	c.m.nodes.Assume(updated)
+	c.m.log.Warn("node stopped heartbeating", "node", n.Name, "last", last)
+	for _, o := range c.m.pods.List(func(o api.Object) bool { return o.(*api.Pod).Spec.NodeName == n.Name }) {
+		p := o.(*api.Pod)
+		if !p.IsReady() {
+			continue
+		}
+		pc := *p
+		pc.Status.Conditions = append([]api.Condition(nil), p.Status.Conditions...)
+		api.SetCondition(&pc.Status.Conditions, api.Condition{Type: api.PodReady, Status: api.ConditionFalse, Reason: "NodeNotReady"})
+		if up, err := c.m.st.Update(ctx, &pc); err == nil {
+			c.m.pods.Assume(up)
+		}
+	}
+	return nil
+}
