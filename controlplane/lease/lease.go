@@ -54,6 +54,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Elector, err
 	return &Elector{cfg: cfg, kv: kv}, nil
 }
 
+// Identity is this process's name in the election.
+func (e *Elector) Identity() string { return e.cfg.Identity }
+
 // Holder is the identity of the current leader as last seen, or "".
 func (e *Elector) Holder() string {
 	e.mu.Lock()
