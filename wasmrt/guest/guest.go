@@ -1,0 +1,125 @@
+// Package guest is the guest side of the Flotilla HTTP module protocol. It is
+// meant for Go programs built with GOOS=wasip1 GOARCH=wasm and run by wasmrt,
+// but it only uses the standard library and compiles on any platform.
+package guest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"strconv"
+)
+
+// Serve runs h as a Flotilla HTTP module. When REQUEST_METHOD is set in the
+// environment the host runs the module in CGI mode (one instance per request)
+// and Serve delegates to net/http/cgi. Otherwise it runs the persistent
+// protocol: read HTTP/1.1 requests from stdin, answer each with one HTTP/1.1
+// response carrying Content-Length on stdout, and return nil at stdin EOF.
+func Serve(h http.Handler) error {
+	if os.Getenv("REQUEST_METHOD") != "" {
+		return cgi.Serve(h)
+	}
+	return ServeStream(h, os.Stdin, os.Stdout)
+}
+
+// ServeStream runs the persistent protocol over in and out. Exposed so the
+// protocol can be exercised without a wasm runtime.
+func ServeStream(h http.Handler, in io.Reader, out io.Writer) error {
+	br := bufio.NewReader(in)
+	bw := bufio.NewWriter(out)
+	rec := &recorder{}
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read request: %w", err)
+		}
+		if xff := req.Header.Get("X-Forwarded-For"); xff != "" {
+			req.RemoteAddr = xff
+		}
+		rec.reset()
+		// No recover: a panicking handler kills the instance and the host
+		// replaces it, which is safer than serving from corrupted state.
+		h.ServeHTTP(rec, req)
+		// The host writes the whole request before it reads the response,
+		// so unread body bytes must be consumed to keep the stream framed.
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return fmt.Errorf("drain request body: %w", err)
+		}
+		_ = req.Body.Close()
+		if err := rec.writeTo(bw, req.Method); err != nil {
+			return fmt.Errorf("write response: %w", err)
+		}
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("flush response: %w", err)
+		}
+	}
+}
+
+// recorder is an in-memory http.ResponseWriter reused across requests.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) reset() {
+	r.header = make(http.Header)
+	r.status = 0
+	r.body.Reset()
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status != 0 || code < 200 {
+		return // first final status wins; informational codes are dropped
+	}
+	r.status = code
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.body.Write(p)
+}
+
+func (r *recorder) writeTo(w *bufio.Writer, method string) error {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	bodyAllowed := r.status != http.StatusNoContent && r.status != http.StatusNotModified
+	r.header.Del("Transfer-Encoding")
+	r.header.Del("Connection")
+	if bodyAllowed {
+		if r.header.Get("Content-Type") == "" && r.body.Len() > 0 {
+			r.header.Set("Content-Type", http.DetectContentType(r.body.Bytes()))
+		}
+		r.header.Set("Content-Length", strconv.Itoa(r.body.Len()))
+	} else {
+		r.header.Del("Content-Length")
+	}
+	if _, err := fmt.Fprintf(w, "HTTP/1.1 %03d %s\r\n", r.status, http.StatusText(r.status)); err != nil {
+		return err
+	}
+	if err := r.header.Write(w); err != nil {
+		return err
+	}
+	if _, err := w.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if bodyAllowed && method != http.MethodHead {
+		if _, err := w.Write(r.body.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
