@@ -1,0 +1,198 @@
+package edgeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/wasmrt"
+)
+
+// serveHTTP serves an HTTP or CGI module on host ports until ctx ends.
+func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mode string) {
+	c := r.pod.Spec.Containers[i]
+	decl := c.Ports
+	if len(decl) == 0 {
+		decl = []api.ContainerPort{{Name: "http", Protocol: "TCP"}} // an HTTP module always gets a port
+	}
+	lns, ports, err := r.listen(ctx, i, decl)
+	if err != nil {
+		return // ctx ended while waiting for ports
+	}
+	defer func() {
+		for j, ln := range lns {
+			_ = ln.Close()
+			r.a.ports.release(int(ports[j].HostPort))
+		}
+	}()
+
+	stderr := r.a.logs.writer(r.pod.Namespace, r.pod.Name, c.Name, "stderr")
+	defer stderr.Close()
+	limits := wasmrt.Limits{MemoryBytes: memoryLimit(c)}
+	instances := 0
+	if c.Wasm != nil {
+		limits.CPUTime = time.Duration(c.Wasm.RequestTimeoutSeconds) * time.Second
+		instances = int(c.Wasm.Instances)
+	}
+	spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(c, int(ports[0].HostPort)), Stderr: stderr, Limits: limits}
+	hcfg := wasmrt.HTTPConfig{
+		Mode:      httpMode(mode),
+		Instances: instances,
+		Logger:    r.log.With("container", c.Name),
+		OnInstanceExit: func(err error) {
+			// The pool replaces the instance; count it as a restart.
+			r.update(i, func(s *ctrState) {
+				s.status.RestartCount++
+				s.status.LastState = api.ContainerState{Terminated: terminated(-1, err, api.Time{})}
+			})
+		},
+	}
+	h := r.newHandler(ctx, i, mod, spec, hcfg)
+	if h == nil {
+		return
+	}
+	defer h.Close()
+
+	var serving sync.WaitGroup
+	var servers []*http.Server
+	for _, ln := range lns {
+		srv := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+		}
+		servers = append(servers, srv)
+		serving.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Warn("serve pod port", "addr", ln.Addr().String(), "err", err)
+			}
+		})
+	}
+	defer func() {
+		for _, srv := range servers {
+			_ = srv.Close() // closes the listener and open connections
+		}
+		serving.Wait()
+	}()
+
+	started := api.Now()
+	r.update(i, func(s *ctrState) {
+		s.status.State = api.ContainerState{Running: &api.ContainerStateRunning{StartedAt: started}}
+		s.status.Started, s.ran = true, true
+		s.status.Ports = ports
+	})
+	r.watchReady(ctx, i, h, ports[0])
+}
+
+// listen takes one host port per declared container port, retrying while
+// the range is exhausted.
+func (r *podRunner) listen(ctx context.Context, i int, decl []api.ContainerPort) ([]net.Listener, []api.PortStatus, error) {
+	bo := newBackoff(restartBackoffMin, restartBackoffMax)
+	for {
+		var lns []net.Listener
+		var ps []api.PortStatus
+		var err error
+		for _, d := range decl {
+			ln, port, lerr := r.a.ports.listen()
+			if lerr != nil {
+				err = lerr
+				break
+			}
+			lns = append(lns, ln)
+			ps = append(ps, api.PortStatus{Name: d.Name, ContainerPort: d.ContainerPort, HostIP: r.a.cfg.Address, HostPort: int32(port), Protocol: d.Protocol})
+		}
+		if err == nil {
+			return lns, ps, nil
+		}
+		for j, ln := range lns {
+			_ = ln.Close()
+			r.a.ports.release(int(ps[j].HostPort))
+		}
+		r.waiting(i, "PortAllocationFailed", err.Error())
+		if !sleepCtx(ctx, bo.next()) {
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// newHandler starts the module's instances, retrying with crash-loop
+// backoff when they cannot start; nil means ctx ended.
+func (r *podRunner) newHandler(ctx context.Context, i int, mod *wasmrt.Module, spec wasmrt.Spec, hcfg wasmrt.HTTPConfig) *wasmrt.HTTPHandler {
+	bo := newBackoff(restartBackoffMin, restartBackoffMax)
+	for {
+		h, err := mod.NewHTTPHandler(ctx, spec, hcfg)
+		if err == nil {
+			return h
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := bo.next()
+		r.log.Warn("start http module", "err", err, "retry_in", d)
+		r.update(i, func(s *ctrState) {
+			s.status.RestartCount++
+			s.status.LastState = api.ContainerState{Terminated: terminated(-1, err, api.Time{})}
+			s.status.State = api.ContainerState{Waiting: &api.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff, Message: err.Error()}}
+			s.status.Ready = false
+		})
+		if !sleepCtx(ctx, d) {
+			return nil
+		}
+	}
+}
+
+// watchReady keeps container i's ready flag in step with the handler: it is
+// ready when an instance is live and GET / answers without a server error.
+func (r *podRunner) watchReady(ctx context.Context, i int, h *wasmrt.HTTPHandler, port api.PortStatus) {
+	url := "http://" + net.JoinHostPort(port.HostIP, strconv.Itoa(int(port.HostPort))) + "/"
+	ready := false
+	delay := 50 * time.Millisecond
+	for n := 0; ; n++ {
+		if !sleepCtx(ctx, delay) {
+			return
+		}
+		now := h.Ready()
+		// Probe on the way up and every 10th tick after, so a steady pod
+		// costs one request every ten seconds.
+		if now && (!ready || n%10 == 0) {
+			now = r.a.probe(ctx, url) == nil
+		}
+		if now != ready {
+			ready = now
+			r.update(i, func(s *ctrState) { s.status.Ready = now })
+		}
+		if ready {
+			delay = time.Second
+		} else {
+			delay = min(delay*2, time.Second)
+		}
+	}
+}
+
+// probe GETs url and wants an answer below 500.
+func (a *Agent) probe(ctx context.Context, url string) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.probeClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("probe %s: status %d", url, resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package edgeagent
+
+const timeScale = 1
