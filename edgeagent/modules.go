@@ -160,7 +160,7 @@ func (m *modules) get(ctx context.Context, ref string) (*wasmrt.Module, string, 
 	}
 	mod, err := m.rt.Compile(ctx, digest, b)
 	if errors.Is(err, wasmrt.ErrInvalidModule) {
-		return nil, digest, &pullError{reason: ReasonInvalidImage, err: err}
+		return nil, digest, &pullError{reason: ReasonInvalidImage, err: fmt.Errorf("module %s: %w", ref, err)}
 	}
 	if err != nil {
 		return nil, digest, fmt.Errorf("compile module %s: %w", ref, err)

@@ -235,7 +235,7 @@ func TestCommandModuleRunsToCompletion(t *testing.T) {
 		out.Reset()
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		_ = f.Client.Logs(lctx, "default", "primes", "", 0, false, &out)
+		_ = f.Client.Logs(lctx, "default", "primes", "", -1, false, &out)
 		return strings.Contains(out.String(), "primes: 500")
 	})
 }
