@@ -33,6 +33,18 @@ func Defaults(obj Object) {
 		}
 		defaultSelector(&o.Spec.Selector, o.Spec.Template.Labels)
 		defaultPodSpec(&o.Spec.Template.Spec)
+	case *Secret:
+		if o.Type == "" {
+			o.Type = "Opaque"
+		}
+		// stringData is write-only: fold it into data.
+		for k, v := range o.StringData {
+			if o.Data == nil {
+				o.Data = map[string][]byte{}
+			}
+			o.Data[k] = []byte(v)
+		}
+		o.StringData = nil
 	case *Namespace:
 		if o.Status.Phase == "" {
 			o.Status.Phase = "Active"

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -22,6 +23,9 @@ var Kinds = []KindInfo{
 	{Kind: "Pod", Plural: "pods", Short: []string{"po"}, Namespaced: true, New: func() Object { return &Pod{} }},
 	{Kind: "Deployment", Plural: "deployments", Short: []string{"deploy"}, Namespaced: true, New: func() Object { return &Deployment{} }},
 	{Kind: "ReplicaSet", Plural: "replicasets", Short: []string{"rs"}, Namespaced: true, New: func() Object { return &ReplicaSet{} }},
+	{Kind: "Event", Plural: "events", Short: []string{"ev"}, Namespaced: true, New: func() Object { return &Event{} }},
+	{Kind: "ConfigMap", Plural: "configmaps", Short: []string{"cm"}, Namespaced: true, New: func() Object { return &ConfigMap{} }},
+	{Kind: "Secret", Plural: "secrets", Namespaced: true, New: func() Object { return &Secret{} }},
 }
 
 // LookupKind finds a kind by its name, plural, singular or short name, in
@@ -44,20 +48,19 @@ func LookupKind(name string) (*KindInfo, error) {
 
 // KindOf returns the registered kind info for obj.
 func KindOf(obj Object) (*KindInfo, error) {
-	switch obj.(type) {
-	case *Namespace:
-		return LookupKind("Namespace")
-	case *Node:
-		return LookupKind("Node")
-	case *Pod:
-		return LookupKind("Pod")
-	case *Deployment:
-		return LookupKind("Deployment")
-	case *ReplicaSet:
-		return LookupKind("ReplicaSet")
+	if ki, ok := kindByType[reflect.TypeOf(obj)]; ok {
+		return ki, nil
 	}
 	return nil, fmt.Errorf("%w: %T", ErrUnknownKind, obj)
 }
+
+var kindByType = func() map[reflect.Type]*KindInfo {
+	m := map[reflect.Type]*KindInfo{}
+	for i := range Kinds {
+		m[reflect.TypeOf(Kinds[i].New())] = &Kinds[i]
+	}
+	return m
+}()
 
 // DefaultNamespace is where namespaced objects go when none is named.
 const DefaultNamespace = "default"

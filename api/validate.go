@@ -90,6 +90,20 @@ func Validate(obj Object) error {
 		}
 	case *ReplicaSet:
 		validateReplicated(&fe, o.Spec.Replicas, o.Spec.Selector, &o.Spec.Template)
+	case *ConfigMap:
+		for k := range o.Data {
+			validateDataKey(&fe, "data", k)
+		}
+		for k := range o.BinaryData {
+			validateDataKey(&fe, "binaryData", k)
+		}
+	case *Secret:
+		for k := range o.Data {
+			validateDataKey(&fe, "data", k)
+		}
+		for k := range o.StringData {
+			validateDataKey(&fe, "stringData", k)
+		}
 	case *Node:
 		for i, a := range o.Status.Addresses {
 			if a.Address == "" {
@@ -248,5 +262,13 @@ func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
 				fe.add(p+".ports", "an %s module needs a port", c.Wasm.Mode)
 			}
 		}
+	}
+}
+
+var dataKeyRe = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+func validateDataKey(fe *FieldErrors, field, k string) {
+	if len(k) > 253 || !dataKeyRe.MatchString(k) || k == "." || k == ".." {
+		fe.add(field+"["+k+"]", "key %q must consist of letters, digits, '-', '_' or '.'", k)
 	}
 }

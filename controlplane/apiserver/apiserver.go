@@ -259,21 +259,31 @@ func (s *Server) apply(ctx context.Context, data []byte) any {
 	return objectReply(nil, fmt.Errorf("apply %s %q: %w", obj.GetType().Kind, m.Name, api.ErrConflict))
 }
 
-// mergeApplied copies spec, labels and annotations of applied onto cur.
+// mergeApplied copies every user-owned top-level field of applied (spec,
+// data, ... everything but metadata and status) and its labels and
+// annotations onto cur. It works on JSON so new kinds need no case here.
 func mergeApplied(cur, applied api.Object) api.Object {
-	out := cur
+	var c, a map[string]json.RawMessage
+	cb, _ := json.Marshal(cur)
+	ab, _ := json.Marshal(applied)
+	_ = json.Unmarshal(cb, &c)
+	_ = json.Unmarshal(ab, &a)
+	for k := range c {
+		if _, ok := a[k]; !ok && k != "metadata" && k != "status" {
+			delete(c, k) // the user dropped the field
+		}
+	}
+	for k, v := range a {
+		if k != "metadata" && k != "status" {
+			c[k] = v
+		}
+	}
+	mb, _ := json.Marshal(c)
+	ki, _ := api.KindOf(cur)
+	out := ki.New()
+	_ = json.Unmarshal(mb, out)
 	am, om := applied.GetMeta(), out.GetMeta()
 	om.Labels, om.Annotations = am.Labels, am.Annotations
-	switch o := out.(type) {
-	case *api.Pod:
-		o.Spec = applied.(*api.Pod).Spec
-	case *api.Deployment:
-		o.Spec = applied.(*api.Deployment).Spec
-	case *api.ReplicaSet:
-		o.Spec = applied.(*api.ReplicaSet).Spec
-	case *api.Node:
-		o.Spec = applied.(*api.Node).Spec
-	}
 	return out
 }
 

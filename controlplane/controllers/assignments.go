@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,8 +23,15 @@ type assignmentController struct {
 	kv    jetstream.KeyValue
 	queue *Queue
 
-	mu     sync.Mutex
-	placed map[string]string // ns/name -> node of the key we wrote
+	loadOnce sync.Once
+	mu       sync.Mutex
+	placed   map[string]string // ns/name -> node of the key we wrote
+}
+
+func newAssignmentController(m *Manager) *controller {
+	c := &assignmentController{m: m, kv: m.assign, queue: newQueue(), placed: map[string]string{}}
+	m.pods.OnChange(enqueueSelf(c.queue))
+	return &controller{name: "assignments", workers: 2, queue: c.queue, reconcile: c.reconcile, all: c.allKeys}
 }
 
 // loadPlaced reads the keys already in the bucket, so keys left by a
@@ -48,6 +56,13 @@ func (c *assignmentController) loadPlaced(ctx context.Context) error {
 }
 
 func (c *assignmentController) allKeys() []string {
+	c.loadOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.loadPlaced(ctx); err != nil {
+			c.m.log.Warn("read assignments", "err", err)
+		}
+	})
 	c.mu.Lock()
 	keys := make([]string, 0, len(c.placed))
 	for k := range c.placed {

@@ -239,6 +239,16 @@ func TestNodeSelectorPinsAndUnschedulableSaysWhy(t *testing.T) {
 		return c != nil && c.Status == api.ConditionFalse && c.Reason == "Unschedulable" &&
 			strings.Contains(c.Message, "0/2 nodes are available") && strings.Contains(c.Message, "node selector")
 	})
+	waitFor(t, "a FailedScheduling warning event", 10*time.Second, func() bool {
+		evs, _, _ := s.Store.List(ctx, "Event", storeList(nil))
+		for _, o := range evs {
+			e := o.(*api.Event)
+			if e.Reason == "FailedScheduling" && e.Type == api.EventWarning && strings.HasPrefix(e.InvolvedObject.Name, "gpu-") && strings.Contains(e.Message, "node selector") {
+				return true
+			}
+		}
+		return false
+	})
 	// A node that starts matching takes the pending pod.
 	if _, err := s.Store.Create(ctx, readyNode("pi-3", map[string]string{"accel": "gpu"})); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,13 @@ type deploymentController struct {
 	queue *Queue
 }
 
+func newDeploymentController(m *Manager) *controller {
+	c := &deploymentController{m: m, queue: newQueue()}
+	m.rs.OnChange(enqueueOwner(c.queue, "Deployment"))
+	m.deploys.OnChange(enqueueSelf(c.queue))
+	return &controller{name: "deployment", workers: 2, queue: c.queue, reconcile: c.reconcile, all: m.keysOf("Deployment")}
+}
+
 // TemplateHash names a pod template: equal templates, equal names.
 func TemplateHash(t *api.PodTemplateSpec) string {
 	b, _ := json.Marshal(t)
@@ -137,7 +144,7 @@ func (c *deploymentController) createReplicaSet(ctx context.Context, d *api.Depl
 		return nil, fmt.Errorf("create replicaset for deployment %s/%s: %w", d.Namespace, d.Name, err)
 	}
 	c.m.rs.Assume(created)
-	c.m.log.Info("created replicaset", "ns", d.Namespace, "replicaset", rs.Name, "revision", revision)
+	c.m.events.Eventf(d, api.EventNormal, "ScalingReplicaSet", "Scaled up replica set %s to %d", rs.Name, replicas)
 	return created.(*api.ReplicaSet), nil
 }
 
@@ -149,6 +156,13 @@ func (c *deploymentController) scale(ctx context.Context, rs *api.ReplicaSet, n 
 		return fmt.Errorf("scale replicaset %s/%s to %d: %w", rs.Namespace, rs.Name, n, err)
 	}
 	c.m.rs.Assume(updated)
+	if d := c.m.deploys.Get(rs.Namespace + "/" + api.ControllerOf(&rs.ObjectMeta).Name); d != nil {
+		verb := "up"
+		if n < *rs.Spec.Replicas {
+			verb = "down"
+		}
+		c.m.events.Eventf(d, api.EventNormal, "ScalingReplicaSet", "Scaled %s replica set %s from %d to %d", verb, rs.Name, *rs.Spec.Replicas, n)
+	}
 	return nil
 }
 

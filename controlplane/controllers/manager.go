@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/api/events"
 	"github.com/flotilla-edge/flotilla/api/wire"
 	"github.com/flotilla-edge/flotilla/controlplane/store"
 )
@@ -24,6 +26,9 @@ type Options struct {
 	// NodeMonitorGracePeriod: a node whose heartbeat is older goes
 	// Ready=Unknown (default 40s, as in Kubernetes).
 	NodeMonitorGracePeriod time.Duration
+	// EventTTL is how long an event is kept after its last occurrence
+	// (default 1h).
+	EventTTL time.Duration
 	// Resync re-reconciles every object this often (default 30s), so a
 	// missed event costs latency, never correctness.
 	Resync time.Duration
@@ -31,11 +36,14 @@ type Options struct {
 
 // Manager owns the caches and runs every controller.
 type Manager struct {
-	st   *store.Store
-	js   jetstream.JetStream
-	opts Options
-	log  *slog.Logger
+	st     *store.Store
+	js     jetstream.JetStream
+	opts   Options
+	log    *slog.Logger
+	assign jetstream.KeyValue
 
+	events                   *events.Recorder
+	caches                   map[string]*Cache
 	pods, rs, deploys, nodes *Cache
 }
 
@@ -50,10 +58,24 @@ func NewManager(st *store.Store, js jetstream.JetStream, opts Options) *Manager 
 	if opts.Resync == 0 {
 		opts.Resync = 30 * time.Second
 	}
-	return &Manager{
-		st: st, js: js, opts: opts, log: opts.Log,
-		pods: newCache("Pod"), rs: newCache("ReplicaSet"), deploys: newCache("Deployment"), nodes: newCache("Node"),
+	if opts.EventTTL == 0 {
+		opts.EventTTL = time.Hour
 	}
+	host, _ := os.Hostname()
+	m := &Manager{st: st, js: js, opts: opts, log: opts.Log, caches: map[string]*Cache{}, events: events.New(st, "flotilla-controllers", host, opts.Log)}
+	m.pods, m.rs, m.deploys, m.nodes = m.cache("Pod"), m.cache("ReplicaSet"), m.cache("Deployment"), m.cache("Node")
+	return m
+}
+
+// cache returns the informer of a kind, creating it on first use. All
+// caches are made while controllers are set up, before Run starts them.
+func (m *Manager) cache(kind string) *Cache {
+	c, ok := m.caches[kind]
+	if !ok {
+		c = newCache(kind)
+		m.caches[kind] = c
+	}
+	return c
 }
 
 // controller is one control loop.
@@ -64,6 +86,59 @@ type controller struct {
 	reconcile func(context.Context, string) error
 	// all lists every key for the periodic resync.
 	all func() []string
+	// resync overrides Options.Resync for this controller.
+	resync time.Duration
+}
+
+// setups builds every controller; each registers its own cache handlers.
+// A new kind's controller is one more line here.
+var setups = []func(m *Manager) *controller{
+	newReplicaSetController,
+	newDeploymentController,
+	newSchedulingController,
+	newAssignmentController,
+	newNodeLifecycleController,
+	newEventTTLController,
+	// Last: it watches every cache the others asked for.
+	newGarbageCollector,
+}
+
+// keysOf lists the cache keys of a kind, for resyncs.
+func (m *Manager) keysOf(kind string) func() []string {
+	c := m.cache(kind)
+	return func() []string {
+		var out []string
+		for _, o := range c.List(nil) {
+			out = append(out, Key(o))
+		}
+		return out
+	}
+}
+
+// enqueueSelf returns a handler that enqueues the changed object's key.
+func enqueueSelf(q *Queue) func(old, cur api.Object) {
+	return func(old, cur api.Object) {
+		if cur != nil {
+			q.Add(Key(cur))
+		} else if old != nil {
+			q.Add(Key(old))
+		}
+	}
+}
+
+// enqueueOwner returns a handler that enqueues the key of the changed
+// object's controlling owner when that owner is of the given kind.
+func enqueueOwner(q *Queue, kind string) func(old, cur api.Object) {
+	return func(old, cur api.Object) {
+		for _, o := range []api.Object{old, cur} {
+			if o == nil {
+				continue
+			}
+			if ref := api.ControllerOf(o.GetMeta()); ref != nil && ref.Kind == kind {
+				q.Add(o.GetMeta().Namespace + "/" + ref.Name)
+			}
+		}
+	}
 }
 
 // Run starts the caches and controllers and blocks until ctx ends.
@@ -72,56 +147,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("controllers: assignments bucket: %w", err)
 	}
-	rsc := &replicaSetController{m: m, queue: newQueue()}
-	dc := &deploymentController{m: m, queue: newQueue()}
-	gc := &garbageCollector{m: m, queue: newQueue()}
-	sc := newSchedulingController(m, assign)
-	ac := &assignmentController{m: m, kv: assign, queue: newQueue(), placed: map[string]string{}}
-	nc := &nodeLifecycleController{m: m, queue: newQueue()}
-
-	m.pods.OnChange(func(old, cur api.Object) {
-		for _, o := range []api.Object{old, cur} {
-			if o == nil {
-				continue
-			}
-			if ref := api.ControllerOf(o.GetMeta()); ref != nil && ref.Kind == "ReplicaSet" {
-				rsc.queue.Add(o.GetMeta().Namespace + "/" + ref.Name)
-			}
-			ac.queue.Add(Key(o))
-			sc.queue.Add(Key(o))
-		}
-		if cur == nil {
-			gc.queue.Add("pods")
-			sc.nodesChanged() // freed capacity may fit a pending pod
-		}
-	})
-	m.rs.OnChange(func(old, cur api.Object) {
-		for _, o := range []api.Object{old, cur} {
-			if o == nil {
-				continue
-			}
-			rsc.queue.Add(Key(o))
-			if ref := api.ControllerOf(o.GetMeta()); ref != nil && ref.Kind == "Deployment" {
-				dc.queue.Add(o.GetMeta().Namespace + "/" + ref.Name)
-			}
-		}
-		if cur == nil {
-			gc.queue.Add("pods")
-		}
-	})
-	m.deploys.OnChange(func(old, cur api.Object) {
-		if cur != nil {
-			dc.queue.Add(Key(cur))
-		} else {
-			gc.queue.Add("replicasets")
-		}
-	})
-	m.nodes.OnChange(func(old, cur api.Object) {
-		if cur != nil {
-			nc.queue.Add(Key(cur))
-		}
-		sc.nodesChanged()
-	})
+	m.assign = assign
+	var ctrls []*controller
+	for _, setup := range setups {
+		ctrls = append(ctrls, setup(m))
+	}
 
 	var wg sync.WaitGroup
 	cctx, cancel := context.WithCancel(ctx)
@@ -129,8 +159,13 @@ func (m *Manager) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	errs := make(chan error, 4)
-	for _, c := range []*Cache{m.pods, m.rs, m.deploys, m.nodes} {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.events.Run(cctx)
+	}()
+	errs := make(chan error, len(m.caches))
+	for _, c := range m.caches {
 		c := c
 		wg.Add(1)
 		go func() {
@@ -142,7 +177,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	// Controllers act only on a complete picture: a partial cache would make
 	// the garbage collector delete children whose owner it has not read yet.
-	for _, c := range []*Cache{m.pods, m.rs, m.deploys, m.nodes} {
+	for _, c := range m.caches {
 		select {
 		case <-c.Synced():
 		case err := <-errs:
@@ -150,26 +185,6 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-	}
-	if err := ac.loadPlaced(ctx); err != nil {
-		return err
-	}
-	keysOf := func(c *Cache) func() []string {
-		return func() []string {
-			var out []string
-			for _, o := range c.List(nil) {
-				out = append(out, Key(o))
-			}
-			return out
-		}
-	}
-	ctrls := []*controller{
-		{name: "replicaset", workers: 2, queue: rsc.queue, reconcile: rsc.reconcile, all: keysOf(m.rs)},
-		{name: "deployment", workers: 2, queue: dc.queue, reconcile: dc.reconcile, all: keysOf(m.deploys)},
-		{name: "garbagecollector", workers: 1, queue: gc.queue, reconcile: gc.reconcile, all: func() []string { return []string{"replicasets", "pods"} }},
-		{name: "scheduler", workers: 1, queue: sc.queue, reconcile: sc.reconcile, all: sc.pendingKeys},
-		{name: "assignments", workers: 2, queue: ac.queue, reconcile: ac.reconcile, all: ac.allKeys},
-		{name: "nodelifecycle", workers: 1, queue: nc.queue, reconcile: nc.reconcile, all: keysOf(m.nodes)},
 	}
 	for _, c := range ctrls {
 		c := c
@@ -183,7 +198,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		}()
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(m.opts.Resync)
+			every := m.opts.Resync
+			if c.resync > 0 {
+				every = c.resync
+			}
+			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
 				select {
@@ -197,24 +216,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	// Heartbeat staleness is a matter of time passing, not of events.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(m.opts.NodeMonitorGracePeriod / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-cctx.Done():
-				return
-			case <-t.C:
-				for _, k := range keysOf(m.nodes)() {
-					nc.queue.Add(k)
-				}
-			}
-		}
-	}()
-	m.log.Info("controllers running")
+	m.log.Info("controllers running", "controllers", len(ctrls))
 	select {
 	case <-ctx.Done():
 		return nil

@@ -17,6 +17,13 @@ type nodeLifecycleController struct {
 	queue *Queue
 }
 
+func newNodeLifecycleController(m *Manager) *controller {
+	c := &nodeLifecycleController{m: m, queue: newQueue()}
+	m.nodes.OnChange(enqueueSelf(c.queue))
+	// Heartbeat staleness is a matter of time passing, not of events.
+	return &controller{name: "nodelifecycle", workers: 1, queue: c.queue, reconcile: c.reconcile, all: m.keysOf("Node"), resync: m.opts.NodeMonitorGracePeriod / 4}
+}
+
 func (c *nodeLifecycleController) reconcile(ctx context.Context, key string) error {
 	obj := c.m.nodes.Get(key)
 	if obj == nil {

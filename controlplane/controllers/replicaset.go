@@ -17,6 +17,13 @@ type replicaSetController struct {
 }
 
 // ownedPods returns the pods a controller owner with uid controls.
+func newReplicaSetController(m *Manager) *controller {
+	c := &replicaSetController{m: m, queue: newQueue()}
+	m.pods.OnChange(enqueueOwner(c.queue, "ReplicaSet"))
+	m.rs.OnChange(enqueueSelf(c.queue))
+	return &controller{name: "replicaset", workers: 2, queue: c.queue, reconcile: c.reconcile, all: m.keysOf("ReplicaSet")}
+}
+
 func (m *Manager) ownedPods(ns, uid string) []*api.Pod {
 	var out []*api.Pod
 	for _, o := range m.pods.List(func(o api.Object) bool {
@@ -62,6 +69,7 @@ func (c *replicaSetController) reconcile(ctx context.Context, key string) error 
 			if err := c.m.deletePod(ctx, p); err != nil {
 				return err
 			}
+			c.m.events.Eventf(rs, api.EventNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		}
 		active = active[-diff:]
 	}
@@ -103,7 +111,7 @@ func (c *replicaSetController) createPod(ctx context.Context, rs *api.ReplicaSet
 		return fmt.Errorf("create pod for replicaset %s/%s: %w", rs.Namespace, rs.Name, err)
 	}
 	c.m.pods.Assume(created)
-	c.m.log.Debug("created pod", "ns", rs.Namespace, "pod", created.GetMeta().Name, "replicaset", rs.Name)
+	c.m.events.Eventf(rs, api.EventNormal, "SuccessfulCreate", "Created pod: %s", created.GetMeta().Name)
 	return nil
 }
 

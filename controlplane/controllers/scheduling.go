@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/controlplane/scheduler"
 )
@@ -21,8 +19,18 @@ type schedulingController struct {
 	queue *Queue
 }
 
-func newSchedulingController(m *Manager, _ jetstream.KeyValue) *schedulingController {
-	return &schedulingController{m: m, sched: scheduler.New(), queue: newQueue()}
+func newSchedulingController(m *Manager) *controller {
+	c := &schedulingController{m: m, sched: scheduler.New(), queue: newQueue()}
+	m.pods.OnChange(func(old, cur api.Object) {
+		if cur != nil && needsScheduling(cur) {
+			c.queue.Add(Key(cur))
+		}
+		if cur == nil {
+			c.nodesChanged() // freed capacity may fit a pending pod
+		}
+	})
+	m.nodes.OnChange(func(old, cur api.Object) { c.nodesChanged() })
+	return &controller{name: "scheduler", workers: 1, queue: c.queue, reconcile: c.reconcile, all: c.pendingKeys}
 }
 
 func needsScheduling(o api.Object) bool {
@@ -87,7 +95,7 @@ func (c *schedulingController) reconcile(ctx context.Context, key string) error 
 			} else if !errors.Is(err, api.ErrNotFound) {
 				return fmt.Errorf("mark %s unschedulable: %w", key, err)
 			}
-			c.m.log.Info("pod unschedulable", "ns", pod.Namespace, "pod", pod.Name, "reason", fit.Error())
+			c.m.events.Eventf(pod, api.EventWarning, "FailedScheduling", "%s", fit.Error())
 		}
 		return nil // retried when nodes or pods change
 	}
@@ -106,6 +114,6 @@ func (c *schedulingController) reconcile(ctx context.Context, key string) error 
 		return fmt.Errorf("bind %s to %s: %w", key, node, err)
 	}
 	c.m.pods.Assume(updated)
-	c.m.log.Debug("bound pod", "ns", pod.Namespace, "pod", pod.Name, "node", node)
+	c.m.events.Eventf(pod, api.EventNormal, "Scheduled", "Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
 	return nil
 }
