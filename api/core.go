@@ -24,6 +24,45 @@ type Node struct {
 type NodeSpec struct {
 	// Unschedulable keeps new pods off the node (cordon).
 	Unschedulable bool `json:"unschedulable,omitempty"`
+	// Taints repel pods that do not tolerate them.
+	Taints []Taint `json:"taints,omitempty"`
+}
+
+// Taint marks a node so that only pods tolerating it land (NoSchedule),
+// prefer to land elsewhere (PreferNoSchedule) or stay (NoExecute).
+type Taint struct {
+	Key       string `json:"key"`
+	Value     string `json:"value,omitempty"`
+	Effect    string `json:"effect"` // NoSchedule, PreferNoSchedule, NoExecute
+	TimeAdded Time   `json:"timeAdded,omitempty"`
+}
+
+// Taint effects.
+const (
+	TaintNoSchedule       = "NoSchedule"
+	TaintPreferNoSchedule = "PreferNoSchedule"
+	TaintNoExecute        = "NoExecute"
+)
+
+// Toleration lets a pod land on (or stay on) a tainted node.
+type Toleration struct {
+	Key      string `json:"key,omitempty"`
+	Operator string `json:"operator,omitempty"` // Equal (default) or Exists
+	Value    string `json:"value,omitempty"`
+	Effect   string `json:"effect,omitempty"` // empty matches every effect
+	// TolerationSeconds bounds how long a NoExecute taint is tolerated.
+	TolerationSeconds *int64 `json:"tolerationSeconds,omitempty"`
+}
+
+// Tolerates reports whether the toleration matches the taint.
+func (t Toleration) Tolerates(taint Taint) bool {
+	if t.Effect != "" && t.Effect != taint.Effect {
+		return false
+	}
+	if t.Operator == "Exists" {
+		return t.Key == "" || t.Key == taint.Key
+	}
+	return t.Key == taint.Key && t.Value == taint.Value
 }
 
 // NodeStatus is what the agent reports.
@@ -93,8 +132,71 @@ type PodSpec struct {
 	NodeName string `json:"nodeName,omitempty"`
 	// ActiveDeadlineSeconds bounds a pod's run time; for wasm command
 	// modules it is also their CPU-time limit.
-	ActiveDeadlineSeconds         *int64 `json:"activeDeadlineSeconds,omitempty"`
-	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	ActiveDeadlineSeconds         *int64       `json:"activeDeadlineSeconds,omitempty"`
+	TerminationGracePeriodSeconds *int64       `json:"terminationGracePeriodSeconds,omitempty"`
+	Tolerations                   []Toleration `json:"tolerations,omitempty"`
+	Volumes                       []Volume     `json:"volumes,omitempty"`
+	// Hostname and Subdomain give a pod a stable DNS identity
+	// (StatefulSet pods get hostname = pod name).
+	Hostname  string `json:"hostname,omitempty"`
+	Subdomain string `json:"subdomain,omitempty"`
+}
+
+// Volume is storage a pod's containers can mount. Exactly one source is set.
+type Volume struct {
+	Name                  string                             `json:"name"`
+	EmptyDir              *EmptyDirVolumeSource              `json:"emptyDir,omitempty"`
+	HostPath              *HostPathVolumeSource              `json:"hostPath,omitempty"`
+	ConfigMap             *ConfigMapVolumeSource             `json:"configMap,omitempty"`
+	Secret                *SecretVolumeSource                `json:"secret,omitempty"`
+	PersistentVolumeClaim *PersistentVolumeClaimVolumeSource `json:"persistentVolumeClaim,omitempty"`
+}
+
+// EmptyDirVolumeSource is a scratch directory that lives as long as the pod.
+type EmptyDirVolumeSource struct {
+	SizeLimit *Quantity `json:"sizeLimit,omitempty"`
+}
+
+// HostPathVolumeSource is a directory of the node.
+type HostPathVolumeSource struct {
+	Path string `json:"path"`
+	Type string `json:"type,omitempty"` // "", Directory, DirectoryOrCreate
+}
+
+// KeyToPath projects one key of a ConfigMap or Secret to a file.
+type KeyToPath struct {
+	Key  string `json:"key"`
+	Path string `json:"path"`
+}
+
+// ConfigMapVolumeSource mounts a ConfigMap's keys as files (read-only).
+type ConfigMapVolumeSource struct {
+	Name     string      `json:"name"`
+	Items    []KeyToPath `json:"items,omitempty"`
+	Optional *bool       `json:"optional,omitempty"`
+}
+
+// SecretVolumeSource mounts a Secret's keys as files (read-only).
+type SecretVolumeSource struct {
+	SecretName string      `json:"secretName"`
+	Items      []KeyToPath `json:"items,omitempty"`
+	Optional   *bool       `json:"optional,omitempty"`
+}
+
+// PersistentVolumeClaimVolumeSource mounts a node-local volume that
+// outlives the pod (StatefulSet volumeClaimTemplates).
+type PersistentVolumeClaimVolumeSource struct {
+	ClaimName string `json:"claimName"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// VolumeMount places a volume in a container; for wasm modules it is a
+// WASI preopened directory.
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+	SubPath   string `json:"subPath,omitempty"`
 }
 
 // Restart policies.
@@ -121,6 +223,13 @@ type Container struct {
 	Env       []EnvVar             `json:"env,omitempty"`
 	Ports     []ContainerPort      `json:"ports,omitempty"`
 	Resources ResourceRequirements `json:"resources,omitempty"`
+	EnvFrom   []EnvFromSource      `json:"envFrom,omitempty"`
+	// VolumeMounts place the pod's volumes in this container.
+	VolumeMounts []VolumeMount `json:"volumeMounts,omitempty"`
+	// ReadinessProbe decides when the container is ready; without one an
+	// HTTP module is ready when GET / answers and a command module when it
+	// has started.
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
 	// Wasm tunes how a wasm module is run; nil means a command module
 	// unless the container declares ports (then an HTTP module).
 	Wasm *WasmOptions `json:"wasm,omitempty"`
@@ -148,8 +257,60 @@ const (
 
 // EnvVar is one environment variable.
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value,omitempty"`
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource takes a variable's value from a ConfigMap or Secret key, or
+// from the pod's own fields (metadata.name, metadata.namespace,
+// spec.nodeName, status.hostIP).
+type EnvVarSource struct {
+	ConfigMapKeyRef *KeySelector         `json:"configMapKeyRef,omitempty"`
+	SecretKeyRef    *KeySelector         `json:"secretKeyRef,omitempty"`
+	FieldRef        *ObjectFieldSelector `json:"fieldRef,omitempty"`
+}
+
+// KeySelector names one key of a ConfigMap or Secret.
+type KeySelector struct {
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Optional *bool  `json:"optional,omitempty"`
+}
+
+// ObjectFieldSelector names a field of the pod.
+type ObjectFieldSelector struct {
+	FieldPath string `json:"fieldPath"`
+}
+
+// EnvFromSource imports every key of a ConfigMap or Secret.
+type EnvFromSource struct {
+	Prefix       string                `json:"prefix,omitempty"`
+	ConfigMapRef *LocalObjectReference `json:"configMapRef,omitempty"`
+	SecretRef    *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// LocalObjectReference names an object in the pod's namespace.
+type LocalObjectReference struct {
+	Name     string `json:"name"`
+	Optional *bool  `json:"optional,omitempty"`
+}
+
+// Probe checks a container. Exactly one action is set.
+type Probe struct {
+	HTTPGet             *HTTPGetAction `json:"httpGet,omitempty"`
+	InitialDelaySeconds int32          `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int32          `json:"periodSeconds,omitempty"`    // default 10
+	TimeoutSeconds      int32          `json:"timeoutSeconds,omitempty"`   // default 1
+	SuccessThreshold    int32          `json:"successThreshold,omitempty"` // default 1
+	FailureThreshold    int32          `json:"failureThreshold,omitempty"` // default 3
+}
+
+// HTTPGetAction probes with GET http://<endpoint><path>.
+type HTTPGetAction struct {
+	Path string `json:"path,omitempty"`
+	// Port is a container port number or name; empty means the first port.
+	Port *IntOrString `json:"port,omitempty"`
 }
 
 // ContainerPort is a port the container listens on. For wasm HTTP modules

@@ -105,6 +105,16 @@ func Validate(obj Object) error {
 			validateDataKey(&fe, "stringData", k)
 		}
 	case *Node:
+		for i, t := range o.Spec.Taints {
+			if err := validLabelKeyErr(t.Key); err != nil {
+				fe.add(fmt.Sprintf("spec.taints[%d].key", i), "%v", err)
+			}
+			switch t.Effect {
+			case TaintNoSchedule, TaintPreferNoSchedule, TaintNoExecute:
+			default:
+				fe.add(fmt.Sprintf("spec.taints[%d].effect", i), "%q is not NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
+			}
+		}
 		for i, a := range o.Status.Addresses {
 			if a.Address == "" {
 				fe.add(fmt.Sprintf("status.addresses[%d].address", i), "must not be empty")
@@ -184,6 +194,79 @@ func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
 	if s.TerminationGracePeriodSeconds != nil && *s.TerminationGracePeriodSeconds < 0 {
 		fe.add(path+".terminationGracePeriodSeconds", "must be >= 0")
 	}
+	vols := map[string]bool{}
+	for i, v := range s.Volumes {
+		p := fmt.Sprintf("%s.volumes[%d]", path, i)
+		if err := ValidDNSLabel(v.Name); err != nil {
+			fe.add(p+".name", "%v", err)
+		} else if vols[v.Name] {
+			fe.add(p+".name", "duplicate volume name %q", v.Name)
+		}
+		vols[v.Name] = true
+		n := 0
+		if v.EmptyDir != nil {
+			n++
+		}
+		if v.HostPath != nil {
+			n++
+			if !strings.HasPrefix(v.HostPath.Path, "/") {
+				fe.add(p+".hostPath.path", "must be an absolute path")
+			}
+			switch v.HostPath.Type {
+			case "", "Directory", "DirectoryOrCreate":
+			default:
+				fe.add(p+".hostPath.type", "%q is not Directory or DirectoryOrCreate", v.HostPath.Type)
+			}
+		}
+		if v.ConfigMap != nil {
+			n++
+			if err := ValidDNSSubdomain(v.ConfigMap.Name); err != nil {
+				fe.add(p+".configMap.name", "%v", err)
+			}
+			validateItems(fe, p+".configMap.items", v.ConfigMap.Items)
+		}
+		if v.Secret != nil {
+			n++
+			if err := ValidDNSSubdomain(v.Secret.SecretName); err != nil {
+				fe.add(p+".secret.secretName", "%v", err)
+			}
+			validateItems(fe, p+".secret.items", v.Secret.Items)
+		}
+		if v.PersistentVolumeClaim != nil {
+			n++
+			if err := ValidDNSSubdomain(v.PersistentVolumeClaim.ClaimName); err != nil {
+				fe.add(p+".persistentVolumeClaim.claimName", "%v", err)
+			}
+		}
+		if n != 1 {
+			fe.add(p, "exactly one volume source (emptyDir, hostPath, configMap, secret, persistentVolumeClaim) is required, got %d", n)
+		}
+	}
+	for i, t := range s.Tolerations {
+		p := fmt.Sprintf("%s.tolerations[%d]", path, i)
+		switch t.Operator {
+		case "", "Equal":
+			if t.Key == "" {
+				fe.add(p+".key", "is required with operator Equal")
+			}
+		case "Exists":
+			if t.Value != "" {
+				fe.add(p+".value", "must be empty with operator Exists")
+			}
+		default:
+			fe.add(p+".operator", "%q is not Equal or Exists", t.Operator)
+		}
+		switch t.Effect {
+		case "", TaintNoSchedule, TaintPreferNoSchedule, TaintNoExecute:
+		default:
+			fe.add(p+".effect", "%q is not NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
+		}
+	}
+	if s.Hostname != "" {
+		if err := ValidDNSLabel(s.Hostname); err != nil {
+			fe.add(path+".hostname", "%v", err)
+		}
+	}
 	names := map[string]bool{}
 	for i, c := range s.Containers {
 		p := fmt.Sprintf("%s.containers[%d]", path, i)
@@ -206,8 +289,68 @@ func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
 			fe.add(p+".runtime", "%q is not wasm or oci", c.Runtime)
 		}
 		for j, e := range c.Env {
+			ep := fmt.Sprintf("%s.env[%d]", p, j)
 			if !envNameRe.MatchString(e.Name) {
-				fe.add(fmt.Sprintf("%s.env[%d].name", p, j), "%q is not a valid environment variable name", e.Name)
+				fe.add(ep+".name", "%q is not a valid environment variable name", e.Name)
+			}
+			if vf := e.ValueFrom; vf != nil {
+				n := 0
+				for _, ks := range []struct {
+					field string
+					sel   *KeySelector
+				}{{"configMapKeyRef", vf.ConfigMapKeyRef}, {"secretKeyRef", vf.SecretKeyRef}} {
+					if ks.sel == nil {
+						continue
+					}
+					n++
+					if ks.sel.Name == "" {
+						fe.add(ep+".valueFrom."+ks.field+".name", "is required")
+					}
+					if ks.sel.Key == "" {
+						fe.add(ep+".valueFrom."+ks.field+".key", "is required")
+					}
+				}
+				if vf.FieldRef != nil {
+					n++
+					switch vf.FieldRef.FieldPath {
+					case "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "status.hostIP", "status.podIP":
+					default:
+						fe.add(ep+".valueFrom.fieldRef.fieldPath", "%q is not supported", vf.FieldRef.FieldPath)
+					}
+				}
+				if n != 1 {
+					fe.add(ep+".valueFrom", "exactly one of configMapKeyRef, secretKeyRef, fieldRef is required")
+				}
+				if e.Value != "" {
+					fe.add(ep+".value", "may not be set together with valueFrom")
+				}
+			}
+		}
+		for j, ef := range c.EnvFrom {
+			if (ef.ConfigMapRef == nil) == (ef.SecretRef == nil) {
+				fe.add(fmt.Sprintf("%s.envFrom[%d]", p, j), "exactly one of configMapRef, secretRef is required")
+			}
+		}
+		for j, vm := range c.VolumeMounts {
+			mp := fmt.Sprintf("%s.volumeMounts[%d]", p, j)
+			if !vols[vm.Name] {
+				fe.add(mp+".name", "volume %q is not defined in the pod's volumes", vm.Name)
+			}
+			if !strings.HasPrefix(vm.MountPath, "/") {
+				fe.add(mp+".mountPath", "must be an absolute path")
+			}
+			if strings.Contains(vm.SubPath, "..") || strings.HasPrefix(vm.SubPath, "/") {
+				fe.add(mp+".subPath", "must be a relative path without '..'")
+			}
+		}
+		if pr := c.ReadinessProbe; pr != nil {
+			if pr.HTTPGet == nil {
+				fe.add(p+".readinessProbe", "an action (httpGet) is required")
+			} else if pr.HTTPGet.Path != "" && !strings.HasPrefix(pr.HTTPGet.Path, "/") {
+				fe.add(p+".readinessProbe.httpGet.path", "must start with /")
+			}
+			if pr.PeriodSeconds < 0 || pr.TimeoutSeconds < 0 || pr.FailureThreshold < 0 || pr.SuccessThreshold < 0 || pr.InitialDelaySeconds < 0 {
+				fe.add(p+".readinessProbe", "durations and thresholds must be >= 0")
 			}
 		}
 		ports := map[int32]bool{}
@@ -270,5 +413,16 @@ var dataKeyRe = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
 func validateDataKey(fe *FieldErrors, field, k string) {
 	if len(k) > 253 || !dataKeyRe.MatchString(k) || k == "." || k == ".." {
 		fe.add(field+"["+k+"]", "key %q must consist of letters, digits, '-', '_' or '.'", k)
+	}
+}
+
+func validateItems(fe *FieldErrors, path string, items []KeyToPath) {
+	for i, it := range items {
+		if it.Key == "" {
+			fe.add(fmt.Sprintf("%s[%d].key", path, i), "is required")
+		}
+		if it.Path == "" || strings.HasPrefix(it.Path, "/") || strings.Contains(it.Path, "..") {
+			fe.add(fmt.Sprintf("%s[%d].path", path, i), "must be a relative path without '..'")
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/flotilla-edge/flotilla/api"
@@ -243,11 +244,37 @@ func Describe(ctx context.Context, e *Env, args []string, selector string) error
 				return err
 			}
 		}
-		if err := printers.Describe(e.Out, obj, pods, e.now()); err != nil {
+		evs, err := eventsFor(ctx, e, obj)
+		if err != nil {
+			return err
+		}
+		if err := printers.Describe(e.Out, obj, pods, evs, e.now()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// eventsFor lists the events about obj, oldest first, as describe shows them.
+func eventsFor(ctx context.Context, e *Env, obj api.Object) ([]*api.Event, error) {
+	m := obj.GetMeta()
+	ns := m.Namespace
+	if ns == "" {
+		ns = api.DefaultNamespace
+	}
+	all, err := e.Client.List(ctx, "Event", ns, "")
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	var out []*api.Event
+	for _, o := range all {
+		ev := o.(*api.Event)
+		if ev.InvolvedObject.UID == m.UID || (ev.InvolvedObject.UID == "" && ev.InvolvedObject.Name == m.Name) {
+			out = append(out, ev)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastTimestamp.Before(out[j].LastTimestamp.Time) })
+	return out, nil
 }
 
 func podsOnNode(ctx context.Context, e *Env, node string) ([]*api.Pod, error) {

@@ -60,7 +60,7 @@ func stamp(t api.Time) string {
 
 // Describe prints obj like kubectl describe. nodePods are the pods bound to
 // the node when obj is a node (ignored otherwise).
-func Describe(w io.Writer, obj api.Object, nodePods []*api.Pod, now time.Time) error {
+func Describe(w io.Writer, obj api.Object, nodePods []*api.Pod, events []*api.Event, now time.Time) error {
 	d := &describer{tw: tabwriter.NewWriter(w, 0, 8, 2, ' ', 0), now: now}
 	switch x := obj.(type) {
 	case *api.Pod:
@@ -74,10 +74,39 @@ func Describe(w io.Writer, obj api.Object, nodePods []*api.Pod, now time.Time) e
 	case *api.Namespace:
 		d.namespace(x)
 	default:
-		return fmt.Errorf("describe %T: %w", obj, api.ErrUnknownKind)
+		kp, ok := kindPrinters[obj.GetType().Kind]
+		if !ok || kp.Describe == nil {
+			return fmt.Errorf("describe %T: %w", obj, api.ErrUnknownKind)
+		}
+		kp.Describe(d, obj)
 	}
-	d.line(0, "Events:\t<none>")
+	d.events(events)
 	return d.tw.Flush()
+}
+
+// events ends every describe with the object's events, like kubectl's.
+func (d *describer) events(evs []*api.Event) {
+	if len(evs) == 0 {
+		d.line(0, "Events:\t<none>")
+		return
+	}
+	if err := d.tw.Flush(); err != nil {
+		return
+	}
+	d.line(0, "Events:")
+	t := Table{Header: []string{"Type", "Reason", "Age", "From", "Message"}}
+	for _, ev := range evs {
+		age := Age(ev.LastTimestamp, d.now)
+		if ev.Count > 1 {
+			age = fmt.Sprintf("%s (x%d over %s)", age, ev.Count, Age(ev.FirstTimestamp, d.now))
+		}
+		t.Rows = append(t.Rows, []string{ev.Type, ev.Reason, age, ev.Source.Component, ev.Message})
+	}
+	var b strings.Builder
+	_ = t.Write(&b)
+	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		d.line(1, "%s", l)
+	}
 }
 
 func (d *describer) meta(m *api.ObjectMeta, namespaced bool) {
