@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+//
+// Flotilla socket-level service load balancer.
+//
+// Cgroup sock_addr hooks translate a service VIP:port to a backend at the
+// moment the application calls connect() (TCP and connected UDP) or
+// sendmsg() (unconnected UDP), so no packet ever carries the VIP and no
+// per-packet NAT is needed. recvmsg4 and getpeername4 translate the backend
+// address back to the VIP so the application only ever sees the VIP.
+//
+// Only uapi headers are used (no vmlinux.h, no CO-RE) so the object loads on
+// kernels without BTF (e.g. Raspberry Pi builds).
+//
+// Consistent updates without half-written state (double buffering):
+//   Every service owns two slot ranges in the `backends` map: generation 0
+//   uses slots [0, 65535], generation 1 uses [65536, 131071]. The `services`
+//   value holds the active generation (flags bit 0) and the backend count.
+//   The control plane writes a new backend list into the *inactive* range,
+//   then flips the service entry with one map update (atomic for readers:
+//   a hash map update replaces the whole element), and only then deletes the
+//   slots of the old range. A program therefore always reads a complete
+//   list: the old one or the new one. A program that read the service entry
+//   just before the flip and looks up a slot just after the old range was
+//   deleted misses; it then re-reads the service entry once (see pick()).
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define SLOTS_PER_GEN 65536
+#define FLAG_GEN 1u
+
+struct svc_key {
+	__be32 vip;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct svc_val {
+	__u32 id;
+	__u32 count;            /* backends in the active generation */
+	__u32 affinity_timeout; /* seconds; 0 = no ClientIP affinity */
+	__u32 flags;            /* bit 0: active generation */
+};
+
+struct be_key {
+	__u32 svc_id;
+	__u32 slot; /* generation * SLOTS_PER_GEN + index */
+};
+
+struct be_val {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+/* ClientIP affinity at socket level: the "client" is the network namespace
+ * of the connecting socket (a pod's netns has exactly the pod IP; the host
+ * netns is the node IP), identified by its netns cookie. */
+struct aff_key {
+	__u64 netns_cookie;
+	__u32 svc_id;
+	__u32 pad;
+};
+
+struct aff_val {
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+	__u64 last_used_ns;
+};
+
+/* Reverse translation for recvmsg4/getpeername4: which VIP a socket meant
+ * when it was sent to a given backend. */
+struct rev_key {
+	__u64 cookie;
+	__be32 addr;
+	__be16 port;
+	__u16 pad;
+};
+
+struct rev_val {
+	__be32 vip;
+	__be16 port;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct svc_key);
+	__type(value, struct svc_val);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct be_key);
+	__type(value, struct be_val);
+} backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct aff_key);
+	__type(value, struct aff_val);
+} affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct rev_key);
+	__type(value, struct rev_val);
+} revnat SEC(".maps");
+
+static __always_inline struct be_val *lookup_slot(struct svc_val *svc, __u32 idx)
+{
+	struct be_key bk = {
+		.svc_id = svc->id,
+		.slot = (svc->flags & FLAG_GEN) * SLOTS_PER_GEN + idx,
+	};
+	return bpf_map_lookup_elem(&backends, &bk);
+}
+
+/* pick returns 1 and fills *out when a backend was chosen, 0 when the
+ * address is not a service (leave it alone) and -1 when the service has no
+ * backend (reject). */
+static __always_inline int pick(struct bpf_sock_addr *ctx, struct svc_key *sk,
+				struct be_val *out)
+{
+	struct svc_val *svc;
+	struct be_val *be = 0;
+	struct aff_key ak = {};
+	struct aff_val *av;
+	__u64 now = 0;
+	int try;
+
+	svc = bpf_map_lookup_elem(&services, sk);
+	if (!svc)
+		return 0;
+	if (svc->count == 0 || svc->count >= SLOTS_PER_GEN)
+		return -1;
+
+	if (svc->affinity_timeout) {
+		now = bpf_ktime_get_ns();
+		ak.netns_cookie = bpf_get_netns_cookie(ctx);
+		ak.svc_id = svc->id;
+		av = bpf_map_lookup_elem(&affinity, &ak);
+		if (av && now - av->last_used_ns <
+				  (__u64)svc->affinity_timeout * 1000000000ull) {
+			av->last_used_ns = now;
+			out->addr = av->addr;
+			out->port = av->port;
+			return 1;
+		}
+	}
+
+	for (try = 0; try < 2; try++) {
+		__u32 count = svc->count;
+
+		if (count == 0 || count >= SLOTS_PER_GEN)
+			return -1;
+		be = lookup_slot(svc, bpf_get_prandom_u32() % count);
+		if (be)
+			break;
+		/* Raced with a generation flip: re-read the service. */
+		svc = bpf_map_lookup_elem(&services, sk);
+		if (!svc)
+			return 0;
+	}
+	if (!be)
+		return -1;
+
+	out->addr = be->addr;
+	out->port = be->port;
+	if (svc->affinity_timeout) {
+		struct aff_val nv = {
+			.addr = be->addr,
+			.port = be->port,
+			.last_used_ns = now,
+		};
+		bpf_map_update_elem(&affinity, &ak, &nv, BPF_ANY);
+	}
+	return 1;
+}
+
+static __always_inline int translate(struct bpf_sock_addr *ctx)
+{
+	struct svc_key sk = {
+		.vip = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+		.proto = (__u8)ctx->protocol,
+	};
+	struct be_val be = {};
+	int r;
+
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return 1;
+	r = pick(ctx, &sk, &be);
+	if (r == 0)
+		return 1;
+	if (r < 0)
+		return 0; /* no backend: the syscall fails with EPERM at once */
+
+	struct rev_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.addr = be.addr,
+		.port = be.port,
+	};
+	struct rev_val rv = {
+		.vip = sk.vip,
+		.port = sk.port,
+	};
+	bpf_map_update_elem(&revnat, &rk, &rv, BPF_ANY);
+
+	ctx->user_ip4 = be.addr;
+	ctx->user_port = (__u32)be.port;
+	return 1;
+}
+
+static __always_inline void reverse(struct bpf_sock_addr *ctx)
+{
+	struct rev_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.addr = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+	};
+	struct rev_val *rv = bpf_map_lookup_elem(&revnat, &rk);
+
+	if (rv) {
+		ctx->user_ip4 = rv->vip;
+		ctx->user_port = (__u32)rv->port;
+	}
+}
+
+SEC("cgroup/connect4")
+int flotilla_connect4(struct bpf_sock_addr *ctx)
+{
+	return translate(ctx);
+}
+
+SEC("cgroup/sendmsg4")
+int flotilla_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return translate(ctx);
+}
+
+SEC("cgroup/recvmsg4")
+int flotilla_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	reverse(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int flotilla_getpeername4(struct bpf_sock_addr *ctx)
+{
+	reverse(ctx);
+	return 1;
+}
+
+char __license[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,35 @@
+package ebpflb
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// The BPF side stores addresses and ports as __be32/__be16: the bytes in
+// memory are in network order whatever the CPU's byte order.
+func TestNetworkOrderInMemory(t *testing.T) {
+	a := netip.MustParseAddr("10.96.0.1")
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], be32(a))
+	if b != [4]byte{10, 96, 0, 1} {
+		t.Fatalf("be32 bytes %v", b)
+	}
+	if addrOf(be32(a)) != a {
+		t.Fatal("addr round trip")
+	}
+	var p [2]byte
+	binary.NativeEndian.PutUint16(p[:], be16(8080))
+	if p != [2]byte{0x1f, 0x90} || portOf(be16(8080)) != 8080 {
+		t.Fatalf("be16 bytes %v", p)
+	}
+}
+
+func TestAffinitySeconds(t *testing.T) {
+	for d, want := range map[time.Duration]uint32{0: 0, time.Millisecond: 1, time.Second: 1, 1500 * time.Millisecond: 2, 3 * time.Hour: 10800} {
+		if got := affinitySeconds(d); got != want {
+			t.Errorf("affinitySeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
