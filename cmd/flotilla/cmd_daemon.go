@@ -73,7 +73,7 @@ func (r *root) agentCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Name, "name", daemon.DefaultNodeName(), "node name (default: the host name)")
+	f.StringVar(&o.Name, "name", daemon.DefaultNodeName(), "node name")
 	f.StringVar(&labels, "labels", "", "node labels k=v,k=v")
 	f.StringVar(&o.DataDir, "data-dir", config.DefaultDataDir("agent"), "module cache and local state")
 	f.StringVar(&o.Address, "address", "", "address advertised for pod ports (default: first non-loopback IPv4)")

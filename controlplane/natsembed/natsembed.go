@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"strconv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,15 @@ func Start(o Options) (*Server, error) {
 	}
 	if o.Port == 0 {
 		o.Port = -1
+	}
+	if o.Port > 0 {
+		// nats-server only logs a taken port and never becomes ready; say so
+		// plainly and at once instead.
+		l, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		l.Close()
 	}
 	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)

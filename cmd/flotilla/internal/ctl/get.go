@@ -180,6 +180,12 @@ func watch(ctx context.Context, e *Env, ki *api.KindInfo, refs []Ref, o GetOptio
 		if !match(ev.Object) {
 			continue
 		}
+		if p, ok := ev.Object.(*api.Pod); ok && ev.Type == "DELETED" {
+			// The object is gone; show it going, not as it last ran.
+			gone := *p
+			gone.Status.Phase, gone.Status.Reason, gone.Status.ContainerStatuses = "Terminating", "", nil
+			ev.Object = &gone
+		}
 		if o.Output == printers.FormatTable || o.Output == printers.FormatWide {
 			popts.Now = e.now()
 			if _, err := fmt.Fprint(e.Out, printers.RowLine(table, printers.Row(ev.Object, popts))); err != nil {

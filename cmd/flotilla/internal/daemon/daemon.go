@@ -147,7 +147,7 @@ func RunUp(ctx context.Context, o UpOptions, out io.Writer, log *slog.Logger) er
 Try:
   flotilla get nodes
   flotilla module push examples/hello/hello-v1.wasm hello:v1
-  flotilla create deployment web --image=hello:v1 --replicas=3
+  flotilla create deployment web --image=hello:v1 --replicas=3 --port=8080
 `, url, o.ContextPath, o.Name, api.RuntimeWasm)
 	<-ctx.Done()
 	log.Info("stopping")

@@ -135,7 +135,14 @@ func (d *describer) pod(p *api.Pod) {
 	if !p.Status.StartTime.IsZero() {
 		d.line(0, "Start Time:\t%s", stamp(p.Status.StartTime))
 	}
-	d.line(0, "Status:\t%s", PodStatus(p))
+	// Like kubectl: the phase here, the container reasons further down.
+	d.line(0, "Status:\t%s", orUnknown(p.Status.Phase))
+	if p.Status.Reason != "" {
+		d.line(0, "Reason:\t%s", p.Status.Reason)
+	}
+	if p.Status.Message != "" {
+		d.line(0, "Message:\t%s", p.Status.Message)
+	}
 	if p.Status.Reason != "" {
 		d.line(0, "Reason:\t%s", p.Status.Reason)
 	}
@@ -305,6 +312,7 @@ func (d *describer) deployment(x *api.Deployment) {
 	s := x.Status
 	d.line(0, "Replicas:\t%d desired | %d updated | %d total | %d available | %d unavailable",
 		replicas(x.Spec.Replicas), s.UpdatedReplicas, s.Replicas, s.AvailableReplicas, s.UnavailableReplicas)
+	d.deploymentStrategy(x)
 	if x.Spec.Paused {
 		d.line(0, "Paused:\ttrue")
 	}
@@ -353,7 +361,11 @@ func (d *describer) node(n *api.Node, pods []*api.Pod) {
 	}{{"Capacity", n.Status.Capacity}, {"Allocatable", n.Status.Allocatable}} {
 		d.line(0, "%s:", r.key)
 		for _, k := range sortedKeys(r.rl) {
-			d.line(1, "%s:\t%s", k, r.rl[k].String())
+			v := r.rl[k].String()
+			if k == "memory" {
+				v = FormatBytes(r.rl[k].Value())
+			}
+			d.line(1, "%s:\t%s", k, v)
 		}
 	}
 	i := n.Status.NodeInfo
