@@ -48,7 +48,31 @@ func Logs(ctx context.Context, e *Env, args []string, o LogsOptions) error {
 	if ctr != "" && !hasContainer(pod, ctr) {
 		return fmt.Errorf("container %s is not valid for pod %s", ctr, name)
 	}
-	return e.Client.Logs(ctx, e.Namespace, name, ctr, o.Tail, o.Follow, e.Out)
+	follow := o.Follow && !pod.IsTerminal()
+	if follow {
+		// Like kubectl, following ends once the pod has finished and its
+		// last lines are printed.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			defer cancel()
+			events, err := e.Client.Watch(ctx, "Pod", e.Namespace, "")
+			if err != nil {
+				return
+			}
+			for ev := range events {
+				if p, ok := ev.Object.(*api.Pod); ok && p.Name == name && (ev.Type == "DELETED" || p.IsTerminal()) {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second): // let the last lines arrive
+			}
+		}()
+	}
+	return e.Client.Logs(ctx, e.Namespace, name, ctr, o.Tail, follow, e.Out)
 }
 
 func hasContainer(p *api.Pod, name string) bool {
