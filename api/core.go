@@ -34,7 +34,7 @@ type Taint struct {
 	Key       string `json:"key"`
 	Value     string `json:"value,omitempty"`
 	Effect    string `json:"effect"` // NoSchedule, PreferNoSchedule, NoExecute
-	TimeAdded Time   `json:"timeAdded,omitempty"`
+	TimeAdded Time   `json:"timeAdded,omitzero"`
 }
 
 // Taint effects.
@@ -340,7 +340,7 @@ type PodStatus struct {
 	Message           string            `json:"message,omitempty"`
 	HostIP            string            `json:"hostIP,omitempty"`
 	PodIP             string            `json:"podIP,omitempty"`
-	StartTime         Time              `json:"startTime,omitempty"`
+	StartTime         Time              `json:"startTime,omitzero"`
 	ContainerStatuses []ContainerStatus `json:"containerStatuses,omitempty"`
 }
 
@@ -400,7 +400,7 @@ type ContainerStateWaiting struct {
 
 // ContainerStateRunning says since when a container runs.
 type ContainerStateRunning struct {
-	StartedAt Time `json:"startedAt,omitempty"`
+	StartedAt Time `json:"startedAt,omitzero"`
 }
 
 // ContainerStateTerminated records how a container ended.
@@ -408,8 +408,8 @@ type ContainerStateTerminated struct {
 	ExitCode   int32  `json:"exitCode"`
 	Reason     string `json:"reason,omitempty"`
 	Message    string `json:"message,omitempty"`
-	StartedAt  Time   `json:"startedAt,omitempty"`
-	FinishedAt Time   `json:"finishedAt,omitempty"`
+	StartedAt  Time   `json:"startedAt,omitzero"`
+	FinishedAt Time   `json:"finishedAt,omitzero"`
 }
 
 // IsTerminal reports whether the pod has finished for good.

@@ -27,12 +27,27 @@ func Defaults(obj Object) {
 		}
 		defaultSelector(&o.Spec.Selector, o.Spec.Template.Labels)
 		defaultPodSpec(&o.Spec.Template.Spec)
+		defaultRollout(&o.Spec)
 	case *ReplicaSet:
 		if o.Spec.Replicas == nil {
 			o.Spec.Replicas = Int32(1)
 		}
 		defaultSelector(&o.Spec.Selector, o.Spec.Template.Labels)
 		defaultPodSpec(&o.Spec.Template.Spec)
+	case *DaemonSet:
+		defaultDaemonSet(o)
+	case *StatefulSet:
+		defaultStatefulSet(o)
+	case *PersistentVolumeClaim:
+		defaultPVC(o)
+	case *Service:
+		defaultService(o)
+	case *EndpointSlice:
+		defaultEndpointSlice(o)
+	case *Job:
+		defaultJob(o)
+	case *CronJob:
+		defaultCronJob(o)
 	case *Secret:
 		if o.Type == "" {
 			o.Type = "Opaque"

@@ -26,6 +26,14 @@ var Kinds = []KindInfo{
 	{Kind: "Event", Plural: "events", Short: []string{"ev"}, Namespaced: true, New: func() Object { return &Event{} }},
 	{Kind: "ConfigMap", Plural: "configmaps", Short: []string{"cm"}, Namespaced: true, New: func() Object { return &ConfigMap{} }},
 	{Kind: "Secret", Plural: "secrets", Namespaced: true, New: func() Object { return &Secret{} }},
+	{Kind: "Job", Plural: "jobs", Namespaced: true, New: func() Object { return &Job{} }},
+	{Kind: "CronJob", Plural: "cronjobs", Short: []string{"cj"}, Namespaced: true, New: func() Object { return &CronJob{} }},
+	{Kind: "DaemonSet", Plural: "daemonsets", Short: []string{"ds"}, Namespaced: true, New: func() Object { return &DaemonSet{} }},
+	{Kind: "StatefulSet", Plural: "statefulsets", Short: []string{"sts"}, Namespaced: true, New: func() Object { return &StatefulSet{} }},
+	{Kind: "ControllerRevision", Plural: "controllerrevisions", Namespaced: true, New: func() Object { return &ControllerRevision{} }},
+	{Kind: "Service", Plural: "services", Short: []string{"svc"}, Namespaced: true, New: func() Object { return &Service{} }},
+	{Kind: "EndpointSlice", Plural: "endpointslices", Short: []string{"ep", "endpoints"}, Namespaced: true, New: func() Object { return &EndpointSlice{} }},
+	{Kind: "PersistentVolumeClaim", Plural: "persistentvolumeclaims", Short: []string{"pvc"}, Namespaced: true, New: func() Object { return &PersistentVolumeClaim{} }},
 }
 
 // LookupKind finds a kind by its name, plural, singular or short name, in

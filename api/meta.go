@@ -30,7 +30,7 @@ type ObjectMeta struct {
 	// an update must carry the one it read (compare-and-set).
 	ResourceVersion   string           `json:"resourceVersion,omitempty"`
 	Generation        int64            `json:"generation,omitempty"`
-	CreationTimestamp Time             `json:"creationTimestamp,omitempty"`
+	CreationTimestamp Time             `json:"creationTimestamp,omitzero"`
 	OwnerReferences   []OwnerReference `json:"ownerReferences,omitempty"`
 }
 
@@ -94,8 +94,11 @@ type Condition struct {
 	Status             string `json:"status"` // True, False, Unknown
 	Reason             string `json:"reason,omitempty"`
 	Message            string `json:"message,omitempty"`
-	LastTransitionTime Time   `json:"lastTransitionTime,omitempty"`
-	LastHeartbeatTime  Time   `json:"lastHeartbeatTime,omitempty"`
+	LastTransitionTime Time   `json:"lastTransitionTime,omitzero"`
+	LastHeartbeatTime  Time   `json:"lastHeartbeatTime,omitzero"`
+	// LastUpdateTime moves whenever a workload makes progress, even with no
+	// status change (a deployment's progress deadline counts from it).
+	LastUpdateTime Time `json:"lastUpdateTime,omitzero"`
 }
 
 // Condition status values.

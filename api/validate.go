@@ -88,8 +88,23 @@ func Validate(obj Object) error {
 		if o.Spec.RevisionHistoryLimit != nil && *o.Spec.RevisionHistoryLimit < 0 {
 			fe.add("spec.revisionHistoryLimit", "must be >= 0, got %d", *o.Spec.RevisionHistoryLimit)
 		}
+		validateRollout(&fe, &o.Spec)
 	case *ReplicaSet:
 		validateReplicated(&fe, o.Spec.Replicas, o.Spec.Selector, &o.Spec.Template)
+	case *Job:
+		validateJob(&fe, o)
+	case *CronJob:
+		validateCronJob(&fe, o)
+	case *DaemonSet:
+		validateDaemonSet(&fe, o)
+	case *StatefulSet:
+		validateStatefulSet(&fe, o)
+	case *PersistentVolumeClaim:
+		validatePVC(&fe, o)
+	case *Service:
+		validateService(&fe, o)
+	case *EndpointSlice:
+		validateEndpointSlice(&fe, o)
 	case *ConfigMap:
 		for k := range o.Data {
 			validateDataKey(&fe, "data", k)

@@ -51,8 +51,9 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	cmd.AddCommand(
 		r.serverCmd(), r.agentCmd(), r.upCmd(),
 		r.getCmd(), r.describeCmd(),
-		r.applyCmd(), r.createCmd(), r.deleteCmd(), r.scaleCmd(), r.labelCmd(),
+		r.applyCmd(), r.createCmd(), r.deleteCmd(), r.scaleCmd(), r.labelCmd(), r.taintCmd(),
 		r.logsCmd(), r.moduleCmd(),
+		r.setCmd(), r.rolloutCmd(),
 		r.versionCmd(), r.clusterInfoCmd(),
 	)
 	return cmd

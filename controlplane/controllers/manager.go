@@ -99,6 +99,14 @@ var setups = []func(m *Manager) *controller{
 	newAssignmentController,
 	newNodeLifecycleController,
 	newEventTTLController,
+	newTaintEvictionController,
+	newDaemonSetController,
+	newStatefulSetController,
+	newPVCBindingController,
+	newJobController,
+	newCronJobController,
+	newEndpointsController,
+	newServiceLBStatusController,
 	// Last: it watches every cache the others asked for.
 	newGarbageCollector,
 }

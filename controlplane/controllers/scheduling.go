@@ -20,7 +20,13 @@ type schedulingController struct {
 }
 
 func newSchedulingController(m *Manager) *controller {
-	c := &schedulingController{m: m, sched: scheduler.New(), queue: newQueue()}
+	claims := m.cache("PersistentVolumeClaim")
+	c := &schedulingController{m: m, sched: scheduler.New(scheduler.WithClaimNodes(func(ns, name string) string {
+		if o := claims.Get(ns + "/" + name); o != nil {
+			return o.(*api.PersistentVolumeClaim).Status.NodeName
+		}
+		return ""
+	})), queue: newQueue()}
 	m.pods.OnChange(func(old, cur api.Object) {
 		if cur != nil && needsScheduling(cur) {
 			c.queue.Add(Key(cur))

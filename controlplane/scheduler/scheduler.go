@@ -45,12 +45,18 @@ type Scheduler struct {
 
 // New returns the default stack. Cheap, most-selective checks run first
 // so most nodes are rejected before the map lookups of later filters.
-func New() *Scheduler {
+func New(opts ...Option) *Scheduler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return NewWith(
 		[]Filter{
 			NodeReady{},
 			Runtime{},
 			NodeSelector{},
+			TaintToleration{},
+			VolumeNode{ClaimNode: o.claimNode},
 			Resources{},
 		},
 		[]Weighted{
@@ -58,9 +64,23 @@ func New() *Scheduler {
 			// Replica spread outweighs packing: one failed board should
 			// cost one replica, not several.
 			{Spread{}, 2},
+			// An untolerated PreferNoSchedule taint outweighs both: the
+			// node is a last resort, not merely a busier one.
+			{TaintPreference{}, 4},
 		},
 	)
 }
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	claimNode ClaimNodeFunc
+}
+
+// WithClaimNodes lets VolumeNode look up where claims are bound; without
+// it VolumeNode passes every node.
+func WithClaimNodes(f ClaimNodeFunc) Option { return func(o *options) { o.claimNode = f } }
 
 // NewWith returns a Scheduler running the given filters in order and
 // summing the weighted scorers.

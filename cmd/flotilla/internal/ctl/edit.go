@@ -105,14 +105,16 @@ func Scale(ctx context.Context, e *Env, args []string, replicas int32) error {
 		return errors.New("resource(s) were provided, but no name was specified")
 	}
 	for _, r := range refs {
-		if r.Kind.Kind != "Deployment" && r.Kind.Kind != "ReplicaSet" {
-			return fmt.Errorf("%s cannot be scaled: only deployments and replicasets have replicas", r.Kind.Plural)
+		if r.Kind.Kind != "Deployment" && r.Kind.Kind != "ReplicaSet" && r.Kind.Kind != "StatefulSet" {
+			return fmt.Errorf("%s cannot be scaled: only deployments, replicasets and statefulsets have replicas", r.Kind.Plural)
 		}
 		_, err := e.Client.Modify(ctx, r.Kind.Kind, e.Namespace, r.Name, func(obj api.Object) error {
 			switch x := obj.(type) {
 			case *api.Deployment:
 				x.Spec.Replicas = api.Int32(replicas)
 			case *api.ReplicaSet:
+				x.Spec.Replicas = api.Int32(replicas)
+			case *api.StatefulSet:
 				x.Spec.Replicas = api.Int32(replicas)
 			}
 			return nil
