@@ -37,6 +37,14 @@ type Taint struct {
 	TimeAdded Time   `json:"timeAdded,omitzero"`
 }
 
+// TaintNodeUnreachable is set by the control plane on a node whose agent
+// stopped heartbeating.
+const TaintNodeUnreachable = "node.kubernetes.io/unreachable"
+
+// DefaultUnreachableToleration is how long a pod stays bound to an
+// unreachable node before it is evicted and replaced elsewhere.
+const DefaultUnreachableToleration = 300
+
 // Taint effects.
 const (
 	TaintNoSchedule       = "NoSchedule"

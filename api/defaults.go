@@ -15,6 +15,7 @@ func Defaults(obj Object) {
 	switch o := obj.(type) {
 	case *Pod:
 		defaultPodSpec(&o.Spec)
+		defaultUnreachableToleration(o)
 		if o.Status.Phase == "" {
 			o.Status.Phase = PodPending
 		}
@@ -114,4 +115,20 @@ func defaultPodSpec(s *PodSpec) {
 			c.Wasm.RequestTimeoutSeconds = 30
 		}
 	}
+}
+
+// defaultUnreachableToleration gives a pod Kubernetes' default: it stays
+// on an unreachable node for 300s before eviction; a DaemonSet's pod
+// belongs to its node and stays as long as the node exists.
+func defaultUnreachableToleration(p *Pod) {
+	for _, t := range p.Spec.Tolerations {
+		if (t.Key == TaintNodeUnreachable || (t.Key == "" && t.Operator == "Exists")) && (t.Effect == "" || t.Effect == TaintNoExecute) {
+			return
+		}
+	}
+	tol := Toleration{Key: TaintNodeUnreachable, Operator: "Exists", Effect: TaintNoExecute, TolerationSeconds: Int64(DefaultUnreachableToleration)}
+	if ref := ControllerOf(&p.ObjectMeta); ref != nil && ref.Kind == "DaemonSet" {
+		tol.TolerationSeconds = nil
+	}
+	p.Spec.Tolerations = append(p.Spec.Tolerations, tol)
 }

@@ -84,6 +84,9 @@ func (r *root) createCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(deploy, ns)
+	cmd.AddCommand(r.createConfigMapCmd())
+	cmd.AddCommand(r.createSecretCmd())
+	cmd.AddCommand(r.createJobCmds()...)
 	return cmd
 }
 
