@@ -17,6 +17,13 @@ type DeploymentSpec struct {
 	// Paused stops the controller from acting on template changes.
 	Paused               bool   `json:"paused,omitempty"`
 	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// Strategy says how old pods are replaced (see rollout.go).
+	Strategy DeploymentStrategy `json:"strategy,omitempty"`
+	// MinReadySeconds is how long a pod must be ready to count as available.
+	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
+	// ProgressDeadlineSeconds without progress marks the rollout failed
+	// (Progressing=False, ProgressDeadlineExceeded); default 600.
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
 
 // DeploymentStatus is the observed state of a deployment.
@@ -49,6 +56,8 @@ type ReplicaSetSpec struct {
 	Replicas *int32          `json:"replicas,omitempty"`
 	Selector *LabelSelector  `json:"selector"`
 	Template PodTemplateSpec `json:"template"`
+	// MinReadySeconds is how long a pod must be ready to count as available.
+	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
 }
 
 // ReplicaSetStatus is the observed state of a replica set.

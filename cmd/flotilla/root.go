@@ -54,6 +54,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		r.applyCmd(), r.createCmd(), r.deleteCmd(), r.scaleCmd(), r.labelCmd(), r.taintCmd(),
 		r.logsCmd(), r.moduleCmd(),
 		r.setCmd(), r.rolloutCmd(),
+		r.exposeCmd(),
 		r.versionCmd(), r.clusterInfoCmd(),
 	)
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/flotilla-edge/flotilla/api"
 )
@@ -127,10 +128,16 @@ func (m *Manager) deletePod(ctx context.Context, p *api.Pod) error {
 
 func (c *replicaSetController) updateStatus(ctx context.Context, rs *api.ReplicaSet, active []*api.Pod) error {
 	st := api.ReplicaSetStatus{ObservedGeneration: rs.Generation, Replicas: int32(len(active))}
+	now := time.Now()
 	for _, p := range active {
 		if p.IsReady() {
 			st.ReadyReplicas++
+		}
+		// A pod turning available after minReadySeconds makes no event.
+		if ok, wait := p.AvailableAt(rs.Spec.MinReadySeconds, now); ok {
 			st.AvailableReplicas++
+		} else if wait > 0 {
+			c.queue.AddAfter(Key(rs), wait)
 		}
 	}
 	if st == rs.Status {
