@@ -1,0 +1,171 @@
+// Command server is the test payload of Flotilla's OCI runtime tests: a
+// tiny static program baked into the test images built by package ocitest.
+// It uses only os, os/signal, strconv and syscall (no fmt, flag or net) so
+// that a cold cross-compile for another architecture stays quick.
+//
+// Modes:
+//
+//	(none)            HTTP server on 127.0.0.1:$PORT answering
+//	                  "<POD_NAME|HOSTNAME> v=<VERSION>"; logs "request <path>"
+//	                  on stdout and "listening on ..." on stderr
+//	-ignore-term      like the default, but SIGTERM is ignored (needs SIGKILL)
+//	-hog              allocate and touch memory until killed
+//	-exit N           print "exiting with N" and exit with code N
+//	-exec-echo S      print S on stdout and exit 0 (used through Exec)
+//	-exec-exit N      print "exec" on stderr and exit N (used through Exec)
+package main
+
+import (
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func say(f *os.File, s ...string) { f.WriteString(strings.Join(s, "") + "\n") }
+
+func fail(s ...string) {
+	say(os.Stderr, append([]string{"server: "}, s...)...)
+	os.Exit(1)
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		fail("bad number ", s)
+	}
+	return n
+}
+
+func main() {
+	ignoreTerm := false
+	args := os.Args[1:]
+	for len(args) > 0 {
+		a := args[0]
+		arg := func() string {
+			if len(args) < 2 {
+				fail(a, " needs a value")
+			}
+			args = args[1:]
+			return args[0]
+		}
+		switch a {
+		case "-ignore-term":
+			ignoreTerm = true
+		case "-hog":
+			hog()
+		case "-exit":
+			n := arg()
+			say(os.Stdout, "exiting with ", n)
+			os.Exit(atoi(n))
+		case "-exec-echo":
+			say(os.Stdout, arg())
+			return
+		case "-exec-exit":
+			n := arg()
+			say(os.Stderr, "exec")
+			os.Exit(atoi(n))
+		default:
+			fail("unknown argument ", a)
+		}
+		args = args[1:]
+	}
+
+	// As PID 1 in its PID namespace, the process gets no default action for
+	// SIGTERM: handle (or ignore) it explicitly.
+	if ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		go func() {
+			s := <-ch
+			say(os.Stdout, "got ", s.String(), ", exiting")
+			os.Exit(0)
+		}()
+	}
+	serve()
+}
+
+var sink [][]byte
+
+func hog() {
+	say(os.Stdout, "hogging memory")
+	for {
+		b := make([]byte, 1<<20)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		sink = append(sink, b)
+		if len(sink)%16 == 0 {
+			say(os.Stdout, "allocated ", strconv.Itoa(len(sink)), " MiB")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func serve() {
+	name := os.Getenv("POD_NAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	port := 8080
+	if p := os.Getenv("PORT"); p != "" {
+		port = atoi(p)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		fail("socket: ", err.Error())
+	}
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		fail("bind: ", err.Error())
+	}
+	if err := syscall.Listen(fd, 64); err != nil {
+		fail("listen: ", err.Error())
+	}
+	say(os.Stderr, "listening on 127.0.0.1:", strconv.Itoa(port))
+	for {
+		c, _, err := syscall.Accept(fd)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			fail("accept: ", err.Error())
+		}
+		go answer(c, name)
+	}
+}
+
+// answer reads one HTTP/1.x request head and writes the reply.
+func answer(fd int, name string) {
+	defer syscall.Close(fd)
+	tv := syscall.Timeval{Sec: 5}
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	var req []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(req), "\r\n\r\n") && len(req) < 64<<10 {
+		n, err := syscall.Read(fd, buf)
+		if err != nil || n <= 0 {
+			return
+		}
+		req = append(req, buf[:n]...)
+	}
+	path := "/"
+	if f := strings.Fields(strings.SplitN(string(req), "\n", 2)[0]); len(f) >= 2 {
+		path = f[1]
+	}
+	say(os.Stdout, "request ", path)
+	body := name + " v=" + os.Getenv("VERSION") + "\n"
+	resp := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) +
+		"\r\nConnection: close\r\n\r\n" + body
+	for b := []byte(resp); len(b) > 0; {
+		n, err := syscall.Write(fd, b)
+		if err != nil || n <= 0 {
+			return
+		}
+		b = b[n:]
+	}
+}
