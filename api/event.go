@@ -10,8 +10,8 @@ type Event struct {
 	Reason         string          `json:"reason,omitempty"`
 	Message        string          `json:"message,omitempty"`
 	Source         EventSource     `json:"source,omitempty"`
-	FirstTimestamp Time            `json:"firstTimestamp,omitempty"`
-	LastTimestamp  Time            `json:"lastTimestamp,omitempty"`
+	FirstTimestamp Time            `json:"firstTimestamp,omitzero"`
+	LastTimestamp  Time            `json:"lastTimestamp,omitzero"`
 	Count          int32           `json:"count,omitempty"`
 	Type           string          `json:"type,omitempty"` // Normal, Warning
 }

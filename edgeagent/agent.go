@@ -20,6 +20,8 @@ import (
 
 	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/api/client"
+	"github.com/flotilla-edge/flotilla/api/events"
+	"github.com/flotilla-edge/flotilla/edgeagent/servicelb"
 	"github.com/flotilla-edge/flotilla/wasmrt"
 )
 
@@ -35,7 +37,12 @@ type Agent struct {
 	modules     *modules
 	ports       *ports
 	logs        *shipper
+	events      *events.Recorder
 	probeClient *http.Client
+	net         *podNet // cluster DNS and wasm host calls
+	// configCache holds the last ConfigMaps and Secrets read for pods
+	// ("Kind/ns/name" -> api.Object), used while the API is unreachable.
+	configCache sync.Map
 
 	ctx    context.Context // lives until Stop
 	cancel context.CancelFunc
@@ -101,7 +108,8 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent %s: jetstream: %w", cfg.Name, err)
 	}
 	a.js = js
-	a.rt, err = wasmrt.New(ctx, wasmrt.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache")})
+	a.net = newPodNet(cfg, a.nc)
+	a.rt, err = wasmrt.New(ctx, wasmrt.Config{CacheDir: cfg.CompileCacheDir, HostCalls: a.net.host})
 	if err != nil {
 		a.closeConn()
 		return nil, fmt.Errorf("agent %s: %w", cfg.Name, err)
@@ -134,10 +142,21 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	a.logCancel = logCancel
 	a.logs = newShipper(a.nc, js, a.log)
 	a.logWG.Go(func() { a.logs.run(logCtx) })
+	// Events share the log shipper's lifetime so "Killing" events of the
+	// pods stopped on the way out still get written.
+	a.events = events.New(a.client, eventComponent, cfg.Name, a.log)
+	a.logWG.Go(func() { a.events.Run(logCtx) })
 	a.wg.Go(func() { a.logs.ensureStream(a.ctx) })
 	a.wg.Go(func() { a.heartbeatLoop(a.ctx, registered) })
 	a.wg.Go(func() { a.watchAssignments(a.ctx) })
 	a.wg.Go(func() { a.reconcileLoop(a.ctx) })
+	a.net.start(a.ctx, a.client, &a.wg)
+	if cfg.ServiceLB != "" && cfg.ServiceLB != "off" {
+		a.wg.Go(func() {
+			servicelb.Run(a.ctx, servicelb.Config{Client: a.client, NodeName: cfg.Name, NodeAddress: cfg.Address,
+				Mode: cfg.ServiceLB, CgroupPath: cfg.LBCgroupPath, PinDir: cfg.LBPinDir, Log: a.log})
+		})
+	}
 	return a, nil
 }
 
@@ -169,6 +188,7 @@ func (a *Agent) Stop() {
 	a.stopOnce.Do(func() {
 		a.cancel()
 		a.wg.Wait() // the reconcile loop stops all pods on its way out
+		a.net.stop()
 		a.logCancel()
 		a.logWG.Wait()
 		a.probeClient.CloseIdleConnections()

@@ -77,6 +77,7 @@ func (a *Agent) watchOnce(ctx context.Context) error {
 		if e == nil {
 			synced = true // initial values replayed: the watch is now the truth
 			a.setDesired(pods, true)
+			a.gcPodDirs()
 			continue
 		}
 		if e.Operation() == jetstream.KeyValuePut {

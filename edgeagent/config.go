@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/wasmrt/hostcall"
 )
 
 // Version is reported as nodeInfo.agentVersion; the build may override it.
@@ -43,9 +45,31 @@ type Config struct {
 	// runtime.NumCPU()*1000 and MemTotal of /proc/meminfo.
 	CPUMilli    int64
 	MemoryBytes int64
+	// CompileCacheDir is wazero's on-disk compilation cache; default
+	// DataDir/wasm-cache. Agents on one host (and tests) may share one.
+	CompileCacheDir string
 	// HeartbeatInterval defaults to 5s.
 	HeartbeatInterval time.Duration
-	Log               *slog.Logger
+	// ClusterDNSAddr is where the agent serves cluster DNS (UDP and TCP);
+	// default dns.DefaultAddr (127.0.0.153:53), "off" disables the server.
+	ClusterDNSAddr string
+	// ClusterDomain defaults to cluster.local.
+	ClusterDomain string
+	// ServiceDialDirect makes wasm pods' host calls dial a ready endpoint
+	// of a service instead of its ClusterIP, for nodes without a service
+	// load balancer.
+	ServiceDialDirect bool
+	// HostCallPolicy decides which destinations wasm pods may call through
+	// the host module; nil allows all. NetworkPolicy plugs in here.
+	HostCallPolicy hostcall.AllowFunc
+	// ServiceLB is the service load balancer mode (auto, ebpf, userspace);
+	// "" or "off" runs none. Off by default here so tests and embedders
+	// opt in; `flotilla agent` and `flotilla up` default to auto.
+	ServiceLB string
+	// LBCgroupPath and LBPinDir override servicelb.Config's CgroupPath
+	// (default the agent's own cgroup) and PinDir.
+	LBCgroupPath, LBPinDir string
+	Log                    *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -60,6 +84,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Address == "" {
 		c.Address = firstIPv4()
+	}
+	if c.CompileCacheDir == "" {
+		c.CompileCacheDir = filepath.Join(c.DataDir, "wasm-cache")
 	}
 	if c.PortRange == [2]int{} {
 		c.PortRange = [2]int{40000, 44999}

@@ -23,6 +23,20 @@ var (
 	healthyRun = 10 * time.Minute
 )
 
+// Config retry bounds: a missing ConfigMap or Secret is looked for again
+// with this backoff until it appears.
+var (
+	configRetryMin = 500 * time.Millisecond
+	configRetryMax = 10 * time.Second
+)
+
+// ctrConfig is what a container run needs besides its module: the
+// variables from env and envFrom, and its volumes as WASI preopens.
+type ctrConfig struct {
+	env    [][2]string
+	mounts []wasmrt.Mount
+}
+
 // runContainer pulls container i's module and runs it in its mode until
 // the pod stops.
 func (r *podRunner) runContainer(ctx context.Context, i int) {
@@ -35,28 +49,37 @@ func (r *podRunner) runContainer(ctx context.Context, i int) {
 	if mod == nil {
 		return // stopped while pulling
 	}
+	cc := r.configure(ctx, i)
+	if cc == nil {
+		return // stopped while waiting for its configuration
+	}
 	mode := api.WasmCommand
 	if c.Wasm != nil {
 		mode = c.Wasm.Mode
 	}
 	switch mode {
 	case api.WasmCommand:
-		r.runCommand(ctx, i, mod)
+		r.runCommand(ctx, i, mod, cc)
 	case api.WasmHTTP, api.WasmCGI:
-		r.serveHTTP(ctx, i, mod, mode)
+		r.serveHTTP(ctx, i, mod, mode, cc)
 	default:
 		r.waiting(i, "InvalidWasmMode", fmt.Sprintf("unknown wasm mode %q", mode))
 	}
 }
 
-// pull fetches and compiles the module, retrying with backoff; nil means
-// ctx ended first.
+// pull fetches and compiles the module, retrying with a doubling backoff;
+// nil means ctx ended first. As the kubelet does, the waiting reason is
+// ErrImagePull right after a failed attempt and ImagePullBackOff while it
+// waits for the next one.
 func (r *podRunner) pull(ctx context.Context, i int) *wasmrt.Module {
 	c := r.pod.Spec.Containers[i]
 	bo := newBackoff(pullBackoffMin, pullBackoffMax)
-	for attempt := 0; ; attempt++ {
+	for {
+		r.event(api.EventNormal, EventPulling, "Pulling module %q", c.Image)
+		t0 := time.Now()
 		mod, digest, err := r.a.modules.get(ctx, c.Image)
 		if err == nil {
+			r.event(api.EventNormal, EventPulled, "Successfully pulled module %s (%s) in %s", c.Image, digest, time.Since(t0).Round(time.Millisecond))
 			r.update(i, func(s *ctrState) { s.status.ImageID = digest })
 			return mod
 		}
@@ -68,24 +91,80 @@ func (r *podRunner) pull(ctx context.Context, i int) *wasmrt.Module {
 		if errors.As(err, &pe) {
 			reason = pe.reason
 		}
-		if reason == ReasonErrImagePull && attempt > 0 {
-			reason = ReasonImagePullBackOff
-		}
 		d := bo.next()
 		r.log.Warn("pull module", "container", c.Name, "image", c.Image, "reason", reason, "err", err, "retry_in", d)
+		r.event(api.EventWarning, EventFailed, "Failed to pull module %q: %v", c.Image, err)
+		r.event(api.EventWarning, reason, "Error: %s", reason)
 		r.waiting(i, reason, err.Error())
 		if digest != "" {
 			r.update(i, func(s *ctrState) { s.status.ImageID = digest })
 		}
+		if reason != ReasonErrImagePull {
+			if !sleepCtx(ctx, d) {
+				return nil
+			}
+			continue
+		}
+		// Show ErrImagePull for a moment, then ImagePullBackOff for the
+		// rest of the delay.
+		first := min(d/2, time.Second)
+		if !sleepCtx(ctx, first) {
+			return nil
+		}
+		r.waiting(i, ReasonImagePullBackOff, fmt.Sprintf("Back-off pulling module %q: %v", c.Image, err))
+		r.event(api.EventWarning, EventBackOff, "Back-off pulling module %q", c.Image)
+		if !sleepCtx(ctx, d-first) {
+			return nil
+		}
+	}
+}
+
+// configure resolves container i's environment and volumes, waiting with
+// CreateContainerConfigError (and retrying) while a ConfigMap, Secret, key
+// or host directory is missing; nil means ctx ended first.
+func (r *podRunner) configure(ctx context.Context, i int) *ctrConfig {
+	c := r.pod.Spec.Containers[i]
+	bo := newBackoff(configRetryMin, configRetryMax)
+	for {
+		cc, err := r.tryConfigure(ctx, c)
+		if err == nil {
+			return cc
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := bo.next()
+		r.log.Warn("container configuration", "container", c.Name, "err", err, "retry_in", d)
+		r.waiting(i, ReasonCreateContainerConfigError, err.Error())
+		r.event(api.EventWarning, EventFailed, "Error: %v", err)
 		if !sleepCtx(ctx, d) {
 			return nil
 		}
 	}
 }
 
+func (r *podRunner) tryConfigure(ctx context.Context, c api.Container) (*ctrConfig, error) {
+	env, err := r.userEnv(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	cc := &ctrConfig{env: env}
+	if len(c.VolumeMounts) == 0 {
+		return cc, nil
+	}
+	vols, err := r.prepareVolumes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cc.mounts, err = mounts(c, vols); err != nil {
+		return nil, err
+	}
+	return cc, nil
+}
+
 // env is the module's environment: what the agent provides, overridden by
-// the container's own variables.
-func (r *podRunner) env(c api.Container, port int) []string {
+// the container's own variables (envFrom, then env).
+func (r *podRunner) env(port int, user [][2]string) []string {
 	vars := [][2]string{
 		{"POD_NAME", r.pod.Name},
 		{"POD_NAMESPACE", r.pod.Namespace},
@@ -95,9 +174,7 @@ func (r *podRunner) env(c api.Container, port int) []string {
 	if port > 0 {
 		vars = append(vars, [2]string{"PORT", strconv.Itoa(port)})
 	}
-	for _, e := range c.Env {
-		vars = append(vars, [2]string{e.Name, e.Value})
-	}
+	vars = append(vars, user...)
 	idx := map[string]int{}
 	var out []string
 	for _, v := range vars {
@@ -139,8 +216,9 @@ func terminated(code int, err error, started api.Time) *api.ContainerStateTermin
 }
 
 // runCommand runs a command module to completion, restarting it as the
-// pod's restart policy says.
-func (r *podRunner) runCommand(ctx context.Context, i int, mod *wasmrt.Module) {
+// pod's restart policy says. Each restart resolves the configuration
+// again, as a new Kubernetes container would.
+func (r *podRunner) runCommand(ctx context.Context, i int, mod *wasmrt.Module, cc *ctrConfig) {
 	c := r.pod.Spec.Containers[i]
 	stdout := r.a.logs.writer(r.pod.Namespace, r.pod.Name, c.Name, "stdout")
 	stderr := r.a.logs.writer(r.pod.Namespace, r.pod.Name, c.Name, "stderr")
@@ -150,15 +228,17 @@ func (r *podRunner) runCommand(ctx context.Context, i int, mod *wasmrt.Module) {
 	if ads := r.pod.Spec.ActiveDeadlineSeconds; ads != nil && *ads > 0 {
 		limits.CPUTime = time.Duration(*ads) * time.Second
 	}
-	spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(c, 0), Stdout: stdout, Stderr: stderr, Limits: limits}
 	policy := r.pod.Spec.RestartPolicy
 	bo := newBackoff(restartBackoffMin, restartBackoffMax)
 	for {
+		spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(0, cc.env), Stdout: stdout, Stderr: stderr, Limits: limits, Mounts: cc.mounts, Caller: r.caller()}
 		started, t0 := api.Now(), time.Now()
+		r.event(api.EventNormal, EventCreated, "Created container %s", c.Name)
 		r.update(i, func(s *ctrState) {
 			s.status.State = api.ContainerState{Running: &api.ContainerStateRunning{StartedAt: started}}
 			s.status.Ready, s.status.Started, s.ran = true, true, true
 		})
+		r.event(api.EventNormal, EventStarted, "Started container %s", c.Name)
 		code, err := mod.Run(ctx, spec)
 		if ctx.Err() != nil {
 			return // the pod is stopping
@@ -191,7 +271,11 @@ func (r *podRunner) runCommand(ctx context.Context, i int, mod *wasmrt.Module) {
 			}}
 			s.status.Ready, s.status.Started = false, false
 		})
+		r.event(api.EventWarning, EventBackOff, "Back-off restarting failed container %s", c.Name)
 		if !sleepCtx(ctx, d) {
+			return
+		}
+		if cc = r.configure(ctx, i); cc == nil {
 			return
 		}
 	}

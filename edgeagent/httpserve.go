@@ -17,7 +17,7 @@ import (
 )
 
 // serveHTTP serves an HTTP or CGI module on host ports until ctx ends.
-func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mode string) {
+func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mode string, cc *ctrConfig) {
 	c := r.pod.Spec.Containers[i]
 	decl := c.Ports
 	if len(decl) == 0 {
@@ -42,7 +42,7 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 		limits.CPUTime = time.Duration(c.Wasm.RequestTimeoutSeconds) * time.Second
 		instances = int(c.Wasm.Instances)
 	}
-	spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(c, int(ports[0].HostPort)), Stderr: stderr, Limits: limits}
+	spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(int(ports[0].HostPort), cc.env), Stderr: stderr, Limits: limits, Mounts: cc.mounts, Caller: r.caller()}
 	hcfg := wasmrt.HTTPConfig{
 		Mode:      httpMode(mode),
 		Instances: instances,
@@ -55,6 +55,7 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 			})
 		},
 	}
+	r.event(api.EventNormal, EventCreated, "Created container %s", c.Name)
 	h := r.newHandler(ctx, i, mod, spec, hcfg)
 	if h == nil {
 		return
@@ -89,6 +90,11 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 		s.status.Started, s.ran = true, true
 		s.status.Ports = ports
 	})
+	r.event(api.EventNormal, EventStarted, "Started container %s", c.Name)
+	if c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil {
+		r.probeReadiness(ctx, i, h, c, ports)
+		return
+	}
 	r.watchReady(ctx, i, h, ports[0])
 }
 
@@ -143,6 +149,7 @@ func (r *podRunner) newHandler(ctx context.Context, i int, mod *wasmrt.Module, s
 			s.status.State = api.ContainerState{Waiting: &api.ContainerStateWaiting{Reason: ReasonCrashLoopBackOff, Message: err.Error()}}
 			s.status.Ready = false
 		})
+		r.event(api.EventWarning, EventBackOff, "Back-off restarting failed container %s", spec.Name)
 		if !sleepCtx(ctx, d) {
 			return nil
 		}

@@ -3,6 +3,7 @@ package edgeagent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/flotilla-edge/flotilla/controlplane/apiserver"
 	"github.com/flotilla-edge/flotilla/controlplane/natsembed"
 	"github.com/flotilla-edge/flotilla/controlplane/store"
+	"github.com/flotilla-edge/flotilla/wasmrt"
 	"github.com/flotilla-edge/flotilla/wasmrt/modstore"
 )
 
@@ -36,6 +38,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	wasmDir = dir
+	// Every test agent shares one compilation cache, warmed here: on a
+	// small CI box a dozen agents compiling the same modules at once would
+	// take longer than the tests' deadlines.
+	if err := warmCompileCache(filepath.Join(dir, "wasm-cache")); err != nil {
+		fmt.Fprintln(os.Stderr, "edgeagent test setup:", err)
+		os.Exit(1)
+	}
 	statusResync = time.Second // so a deleted pod object is noticed quickly
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -52,7 +61,7 @@ func buildGuests() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./examples/hello", "./examples/batch")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./examples/hello", "./examples/batch", "./edgeagent/testdata/fsenv", "./edgeagent/testdata/filesrv")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -60,6 +69,28 @@ func buildGuests() (string, error) {
 		return "", fmt.Errorf("build guests: %w\n%s", err, out)
 	}
 	return dir, nil
+}
+
+// compileCache is the wazero cache every test agent uses.
+func compileCache() string { return filepath.Join(wasmDir, "wasm-cache") }
+
+func warmCompileCache(cacheDir string) error {
+	ctx := context.Background()
+	rt, err := wasmrt.New(ctx, wasmrt.Config{CacheDir: cacheDir})
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	for _, name := range []string{"hello", "batch", "fsenv", "filesrv"} {
+		b, err := os.ReadFile(filepath.Join(wasmDir, name))
+		if err != nil {
+			return err
+		}
+		if _, err := rt.Compile(ctx, modstore.Digest(b), b); err != nil {
+			return fmt.Errorf("compile %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func guest(t *testing.T, name string) []byte {
@@ -127,6 +158,12 @@ func newFleetAt(t *testing.T, storeDir string, port int) *fleet {
 		close(done)
 		t.Fatal(err)
 	}
+	// The API server refuses objects (the agent's events) in a namespace
+	// that does not exist, as the real control plane's default one does.
+	if _, err := f.st.Create(ctx, &api.Namespace{ObjectMeta: api.ObjectMeta{Name: api.DefaultNamespace}}); err != nil && !errors.Is(err, api.ErrAlreadyExists) {
+		close(done)
+		t.Fatal(err)
+	}
 	if f.mods, err = modstore.Open(ctx, f.js); err != nil {
 		close(done)
 		t.Fatal(err)
@@ -158,6 +195,7 @@ func startAgent(t *testing.T, f *fleet, url, dataDir string, mod func(*Config)) 
 		Address:           "127.0.0.1",
 		PortRange:         [2]int{lo, lo + 99},
 		HeartbeatInterval: 200 * time.Millisecond,
+		CompileCacheDir:   compileCache(),
 		Log:               testLogger(),
 	}
 	if mod != nil {

@@ -27,6 +27,9 @@ type podRunner struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// volMu serialises writes to the pod's volume directories.
+	volMu sync.Mutex
+
 	mu        sync.Mutex
 	ctrs      []*ctrState
 	startTime api.Time
@@ -55,6 +58,7 @@ func (a *Agent) startPod(key string, pod *api.Pod) *podRunner {
 	r.log.Info("starting pod", "uid", pod.UID)
 	r.markDirty()
 	r.wg.Go(func() { r.statusLoop(ctx) })
+	r.wg.Go(func() { r.refreshLoop(ctx) })
 	for i := range pod.Spec.Containers {
 		r.wg.Go(func() { r.runContainer(ctx, i) })
 	}
@@ -63,6 +67,17 @@ func (a *Agent) startPod(key string, pod *api.Pod) *podRunner {
 
 // stop ends every container and waits for the pod's goroutines.
 func (r *podRunner) stop() {
+	r.mu.Lock()
+	var live []string
+	for _, s := range r.ctrs {
+		if s.ran && !s.final {
+			live = append(live, s.status.Name)
+		}
+	}
+	r.mu.Unlock()
+	for _, name := range live {
+		r.event(api.EventNormal, EventKilling, "Stopping container %s", name)
+	}
 	r.cancel()
 	r.wg.Wait()
 	r.log.Info("stopped pod", "uid", r.pod.UID)

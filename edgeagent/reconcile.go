@@ -62,6 +62,11 @@ func (a *Agent) reconcile() {
 	a.mu.Unlock()
 	// Stop before starting, so a restarted pod's ports and name are free.
 	stopAll(stale)
+	// These pods are gone for good (unlike at agent shutdown, when the
+	// local copy restarts them): their emptyDir and projected files go too.
+	for _, r := range stale {
+		a.removePodDir(r.pod.UID)
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()

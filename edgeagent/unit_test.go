@@ -35,8 +35,7 @@ func TestEnvLetsContainerOverrideAgentVariables(t *testing.T) {
 		a:   &Agent{cfg: Config{Name: "edge-1"}},
 		pod: &api.Pod{ObjectMeta: api.ObjectMeta{Name: "web", Namespace: "prod"}},
 	}
-	c := api.Container{Env: []api.EnvVar{{Name: "FOO", Value: "bar"}, {Name: "HOSTNAME", Value: "custom"}}}
-	got := r.env(c, 40001)
+	got := r.env(40001, [][2]string{{"FOO", "bar"}, {"HOSTNAME", "custom"}})
 	want := []string{"POD_NAME=web", "POD_NAMESPACE=prod", "NODE_NAME=edge-1", "HOSTNAME=custom", "PORT=40001", "FOO=bar"}
 	if !slices.Equal(got, want) {
 		t.Errorf("env = %v, want %v", got, want)

@@ -26,6 +26,7 @@ type Server struct {
 	log     *slog.Logger
 	version string
 	leader  func() string
+	svcNet  *serviceNetwork // nil: services get no cluster IP or node ports
 
 	mu      sync.Mutex
 	watches map[string]*watch // by inbox
@@ -188,10 +189,16 @@ func (s *Server) create(ctx context.Context, data []byte) any {
 	if err != nil {
 		return objectReply(nil, err)
 	}
-	if err := s.checkNamespace(ctx, obj); err != nil {
+	if err := s.admit(ctx, obj); err != nil {
 		return objectReply(nil, err)
 	}
-	return objectReply(s.store.Create(ctx, obj))
+	alloc, err := s.allocateService(ctx, obj, nil)
+	if err != nil {
+		return objectReply(nil, err)
+	}
+	created, err := s.store.Create(ctx, obj)
+	alloc.finish(ctx, err)
+	return objectReply(created, err)
 }
 
 // checkNamespace refuses objects in a namespace that does not exist.
@@ -218,7 +225,14 @@ func (s *Server) update(ctx context.Context, data []byte) any {
 	if err != nil {
 		return objectReply(nil, err)
 	}
-	return objectReply(s.store.Update(ctx, obj))
+	cur, _ := s.store.Get(ctx, obj.GetType().Kind, obj.GetMeta().Namespace, obj.GetMeta().Name)
+	alloc, err := s.allocateService(ctx, obj, cur)
+	if err != nil {
+		return objectReply(nil, err)
+	}
+	updated, err := s.store.Update(ctx, obj)
+	alloc.finish(ctx, err)
+	return objectReply(updated, err)
 }
 
 // apply creates the object, or replaces the user-owned parts of the stored
@@ -233,14 +247,19 @@ func (s *Server) apply(ctx context.Context, data []byte) any {
 	if err := api.Validate(obj); err != nil {
 		return objectReply(nil, err)
 	}
-	if err := s.checkNamespace(ctx, obj); err != nil {
+	if err := s.admit(ctx, obj); err != nil {
 		return objectReply(nil, err)
 	}
 	m := obj.GetMeta()
 	for attempt := 0; attempt < 5; attempt++ {
 		cur, err := s.store.Get(ctx, obj.GetType().Kind, m.Namespace, m.Name)
 		if errors.Is(err, api.ErrNotFound) {
+			alloc, err := s.allocateService(ctx, obj, nil)
+			if err != nil {
+				return objectReply(nil, err)
+			}
 			created, err := s.store.Create(ctx, obj)
+			alloc.finish(ctx, err)
 			if errors.Is(err, api.ErrAlreadyExists) {
 				continue
 			}
@@ -250,7 +269,12 @@ func (s *Server) apply(ctx context.Context, data []byte) any {
 			return objectReply(nil, err)
 		}
 		merged := mergeApplied(cur, obj)
+		alloc, err := s.allocateService(ctx, merged, cur)
+		if err != nil {
+			return objectReply(nil, err)
+		}
 		updated, err := s.store.Update(ctx, merged)
+		alloc.finish(ctx, err)
 		if errors.Is(err, api.ErrConflict) {
 			continue
 		}
@@ -311,6 +335,7 @@ func (s *Server) delete(ctx context.Context, data []byte) any {
 		if err != nil {
 			return objectReply(nil, err)
 		}
+		s.releaseService(ctx, obj)
 		return objectReply(obj, nil)
 	}
 }

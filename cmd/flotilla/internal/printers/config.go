@@ -52,6 +52,10 @@ func init() {
 		},
 	})
 	register("Event", KindPrinter{
+		// Oldest first, newest at the bottom, as `kubectl events` lists them.
+		Less: func(a, b api.Object) bool {
+			return a.(*api.Event).LastTimestamp.Before(b.(*api.Event).LastTimestamp.Time)
+		},
 		Columns: func(Options) []string { return []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"} },
 		Row: func(obj api.Object, o Options) []string {
 			x := obj.(*api.Event)

@@ -208,10 +208,14 @@ func Row(obj api.Object, o Options) []string {
 	return r
 }
 
-// BuildTable renders objects of one kind, sorted by namespace and name.
+// BuildTable renders objects of one kind, sorted by namespace and name
+// (or by the kind's own order, such as events by time).
 func BuildTable(kind string, objs []api.Object, o Options) Table {
 	sorted := append([]api.Object(nil), objs...)
 	sort.SliceStable(sorted, func(i, j int) bool {
+		if less := kindPrinters[kind].Less; less != nil {
+			return less(sorted[i], sorted[j])
+		}
 		a, b := sorted[i].GetMeta(), sorted[j].GetMeta()
 		if a.Namespace != b.Namespace {
 			return a.Namespace < b.Namespace
@@ -280,6 +284,8 @@ type KindPrinter struct {
 	Columns  func(o Options) []string
 	Row      func(obj api.Object, o Options) []string
 	Describe func(d *describer, obj api.Object)
+	// Less orders the rows; nil means by namespace and name.
+	Less func(a, b api.Object) bool
 }
 
 var kindPrinters = map[string]KindPrinter{}
