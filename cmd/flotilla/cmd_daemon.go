@@ -78,6 +78,7 @@ func (r *root) agentCmd() *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", config.DefaultDataDir("agent"), "module cache and local state")
 	f.StringVar(&o.Address, "address", "", "address advertised for pod ports (default: first non-loopback IPv4)")
 	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
+	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
 	return cmd
 }
 
@@ -109,6 +110,7 @@ func (r *root) upCmd() *cobra.Command {
 	f.StringVar(&o.Name, "name", daemon.DefaultNodeName(), "name of the local node")
 	f.StringVar(&o.Address, "address", "127.0.0.1", "address of the local node's pod ports")
 	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
+	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
 	return cmd
 }
 

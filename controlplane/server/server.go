@@ -48,7 +48,10 @@ type Config struct {
 	NodeMonitorGracePeriod time.Duration
 	// LeaseTTL bounds how long a dead leader's lease lingers (default 10s).
 	LeaseTTL time.Duration
-	Log      *slog.Logger
+	// ServiceCIDR is where Services' cluster IPs come from (default
+	// 10.43.0.0/16).
+	ServiceCIDR string
+	Log         *slog.Logger
 }
 
 // Server is a running control-plane process.
@@ -141,6 +144,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.Lease = el
 	s.API = apiserver.New(s.nc, st, cfg.Log, cfg.Version, el.Holder)
+	if err := s.API.EnableServices(ctx, js, cfg.ServiceCIDR, cfg.Replicas); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	apiErr := make(chan error, 1)

@@ -254,6 +254,12 @@ func Describe(ctx context.Context, e *Env, args []string, selector string) error
 		if err != nil {
 			return err
 		}
+		if svc, ok := obj.(*api.Service); ok {
+			if err := describeService(ctx, e, svc, evs); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := printers.Describe(e.Out, obj, pods, evs, e.now()); err != nil {
 			return err
 		}

@@ -91,13 +91,14 @@ type AgentOptions struct {
 	DataDir   string
 	Address   string
 	PortRange [2]int
+	ServiceLB string // auto, ebpf, userspace or off
 }
 
 // RunAgent runs an edge agent until ctx ends.
 func RunAgent(ctx context.Context, o AgentOptions, log *slog.Logger) error {
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: o.Name, Labels: o.Labels, NATSURL: o.Server, Token: o.Token,
-		DataDir: o.DataDir, Address: o.Address, PortRange: o.PortRange, Log: log,
+		DataDir: o.DataDir, Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -116,6 +117,7 @@ type UpOptions struct {
 	Name        string
 	Address     string
 	PortRange   [2]int
+	ServiceLB   string
 	ContextPath string
 	Version     string
 }
@@ -134,7 +136,7 @@ func RunUp(ctx context.Context, o UpOptions, out io.Writer, log *slog.Logger) er
 	// The agent shares the server's connection: one process, one client.
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: o.Name, Conn: s.Conn(), DataDir: filepath.Join(o.DataDir, "agent"),
-		Address: o.Address, PortRange: o.PortRange, Log: log,
+		Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("start local agent: %w", err)

@@ -1,0 +1,340 @@
+// Package servicelb is the agent side of Services: it watches Services and
+// EndpointSlices of every namespace and programs the node's datapath —
+// the socket load balancer of package netpolicy for cluster IPs (and
+// external IPs) used from the node, and its own listeners for node ports
+// and LoadBalancer ports reached from outside. See docs/networking.md.
+package servicelb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/api/client"
+	"github.com/flotilla-edge/flotilla/netpolicy"
+)
+
+// Config configures the agent's service load balancing.
+type Config struct {
+	Client   *client.Client
+	NodeName string
+	// NodeAddress is where node ports are answered.
+	NodeAddress string
+	// Mode is the netpolicy mode: auto (default), ebpf or userspace.
+	Mode string
+	// CgroupPath is the cgroup v2 directory the eBPF LB attaches to;
+	// default the agent's own cgroup (OwnCgroup).
+	CgroupPath string
+	// PinDir holds the pinned maps and links; default
+	// /sys/fs/bpf/flotilla/<node>, so two agents on one host never share.
+	PinDir string
+	// NetNS is passed to the userspace LB (tests).
+	NetNS string
+	Log   *slog.Logger
+}
+
+// ConditionType is the node condition reporting the active LB mode.
+const ConditionType = "ServiceLoadBalancer"
+
+// Controller runs the watches and keeps the datapath in step.
+type Controller struct {
+	cfg    Config
+	lb     netpolicy.LB
+	reason string
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+
+	mu       sync.Mutex
+	services map[string]*api.Service       // ns/name
+	slices   map[string]*api.EndpointSlice // ns/name
+	synced   map[string]bool               // kind -> initial list seen
+	lns      listeners
+	applied  map[string]netpolicy.Service // "vip:port/proto" -> what LB holds
+}
+
+// Start creates the load balancer, reports its mode on the Node and starts
+// following Services and EndpointSlices. A load balancer that cannot be
+// created at all is reported on the node and node ports still work.
+func Start(cfg Config) (*Controller, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Client == nil || cfg.NodeName == "" {
+		return nil, errors.New("servicelb: a client and a node name are required")
+	}
+	if cfg.PinDir == "" {
+		cfg.PinDir = filepath.Join("/sys/fs/bpf/flotilla", cfg.NodeName)
+	}
+	c := &Controller{cfg: cfg, log: cfg.Log.With("component", "servicelb"), kick: make(chan struct{}, 1),
+		services: map[string]*api.Service{}, slices: map[string]*api.EndpointSlice{}, synced: map[string]bool{},
+		applied: map[string]netpolicy.Service{}}
+	c.lns = listeners{log: c.log, running: map[string]*proxy{}}
+	cgroup := cfg.CgroupPath
+	if cgroup == "" {
+		if cg, err := OwnCgroup(); err == nil {
+			cgroup = cg
+		}
+	}
+	lb, reason, err := netpolicy.New(cfg.Mode, netpolicy.Config{CgroupPath: cgroup, PinDir: cfg.PinDir, NetNS: cfg.NetNS})
+	if err != nil {
+		c.reason = err.Error()
+		c.log.Error("no service load balancer: cluster IPs will not work on this node", "err", err)
+	} else {
+		c.lb, c.reason = lb, reason
+		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", reason)
+		// What an earlier agent left in pinned maps is known, so stale
+		// services are removed on the first sync.
+		for _, s := range lb.Services() {
+			c.applied[vipKey(s)] = s
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Go(func() { c.reportMode(ctx) })
+	c.wg.Go(func() { c.follow(ctx, "Service") })
+	c.wg.Go(func() { c.follow(ctx, "EndpointSlice") })
+	c.wg.Go(func() { c.syncLoop(ctx) })
+	return c, nil
+}
+
+// Mode is the active LB mode ("ebpf", "userspace"), "" when none.
+func (c *Controller) Mode() string {
+	if c.lb == nil {
+		return ""
+	}
+	return c.lb.Mode()
+}
+
+// Reason says why the mode was chosen.
+func (c *Controller) Reason() string { return c.reason }
+
+// Stop ends the watches and the node-port listeners and closes the LB's
+// handles. Pinned eBPF links and maps stay, so connections to cluster IPs
+// keep working while the agent restarts; the next Start picks them up.
+func (c *Controller) Stop() {
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	c.lns.closeAll()
+	c.mu.Unlock()
+	if c.lb != nil {
+		if err := c.lb.Close(); err != nil {
+			c.log.Warn("close load balancer", "err", err)
+		}
+	}
+}
+
+// follow mirrors one kind into memory, re-watching when a watch ends. A
+// re-list replaces the old view only once complete (SYNCED), so a server
+// restart never empties the datapath.
+func (c *Controller) follow(ctx context.Context, kind string) {
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		events, err := c.cfg.Client.Watch(ctx, kind, "", "")
+		if err != nil {
+			c.log.Warn("watch", "kind", kind, "err", err)
+		} else {
+			fresh := map[string]api.Object{}
+			listing := true
+			for ev := range events {
+				backoff = 200 * time.Millisecond
+				if ev.Type == "SYNCED" {
+					listing = false
+					c.replace(kind, fresh)
+					continue
+				}
+				if ev.Object == nil {
+					continue
+				}
+				k := ev.Object.GetMeta().Namespace + "/" + ev.Object.GetMeta().Name
+				if listing {
+					fresh[k] = ev.Object
+					continue
+				}
+				c.update(kind, k, ev.Type == "DELETED", ev.Object)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (c *Controller) replace(kind string, objs map[string]api.Object) {
+	c.mu.Lock()
+	switch kind {
+	case "Service":
+		c.services = map[string]*api.Service{}
+		for k, o := range objs {
+			c.services[k] = o.(*api.Service)
+		}
+	case "EndpointSlice":
+		c.slices = map[string]*api.EndpointSlice{}
+		for k, o := range objs {
+			c.slices[k] = o.(*api.EndpointSlice)
+		}
+	}
+	c.synced[kind] = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Controller) update(kind, k string, deleted bool, o api.Object) {
+	c.mu.Lock()
+	switch kind {
+	case "Service":
+		if deleted {
+			delete(c.services, k)
+		} else {
+			c.services[k] = o.(*api.Service)
+		}
+	case "EndpointSlice":
+		if deleted {
+			delete(c.slices, k)
+		} else {
+			c.slices[k] = o.(*api.EndpointSlice)
+		}
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Controller) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// syncLoop programs the datapath after every change, and every 30 s in
+// case a write to the LB failed.
+func (c *Controller) syncLoop(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		case <-t.C:
+		}
+		c.sync()
+	}
+}
+
+func vipKey(s netpolicy.Service) string {
+	return fmt.Sprintf("%s:%d/%s", s.VIP, s.Port, s.Protocol)
+}
+
+// sync computes the desired state and applies the difference.
+func (c *Controller) sync() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.synced["Service"] || !c.synced["EndpointSlice"] {
+		return // a partial view would delete what is still wanted
+	}
+	svcs := make([]*api.Service, 0, len(c.services))
+	for _, s := range c.services {
+		svcs = append(svcs, s)
+	}
+	addr, _ := netip.ParseAddr(c.cfg.NodeAddress)
+	d := Compute(svcs, c.slices, c.cfg.NodeName, addr)
+	c.lns.sync(d.Listeners)
+	if c.lb == nil {
+		return
+	}
+	want := map[string]netpolicy.Service{}
+	for _, s := range d.VIPs {
+		k := vipKey(s)
+		if _, dup := want[k]; dup {
+			continue
+		}
+		want[k] = s
+		if old, ok := c.applied[k]; ok && sameService(old, s) {
+			continue
+		}
+		if err := c.lb.Upsert(s); err != nil {
+			c.log.Warn("program service", "vip", k, "err", err)
+			continue
+		}
+		c.applied[k] = s
+	}
+	for k, s := range c.applied {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		if err := c.lb.Delete(s.VIP, s.Port, s.Protocol); err != nil && !errors.Is(err, netpolicy.ErrNotFound) {
+			c.log.Warn("remove service", "vip", k, "err", err)
+			continue
+		}
+		delete(c.applied, k)
+	}
+}
+
+func sameService(a, b netpolicy.Service) bool {
+	if a.AffinityTimeout != b.AffinityTimeout || len(a.Backends) != len(b.Backends) {
+		return false
+	}
+	for i := range a.Backends {
+		if a.Backends[i] != b.Backends[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// reportMode writes the ServiceLoadBalancer condition on the Node,
+// retrying until the node exists and the write lands.
+func (c *Controller) reportMode(ctx context.Context) {
+	cond := api.Condition{Type: ConditionType, Status: api.ConditionTrue, Message: c.reason}
+	switch {
+	case c.lb == nil:
+		cond.Status, cond.Reason = api.ConditionFalse, "Unavailable"
+	case c.lb.Mode() == netpolicy.ModeEBPF:
+		cond.Reason = "EBPF"
+	default:
+		cond.Reason = "Userspace"
+	}
+	delay := 200 * time.Millisecond
+	for {
+		_, err := c.cfg.Client.Modify(ctx, "Node", "", c.cfg.NodeName, func(o api.Object) error {
+			n := o.(*api.Node)
+			cond.LastTransitionTime = api.Now()
+			api.SetCondition(&n.Status.Conditions, cond)
+			return nil
+		})
+		if err == nil {
+			return
+		}
+		c.log.Debug("report load balancer mode", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// Run starts the controller, keeps it until ctx ends and stops it; the
+// agent runs it as one of its loops. A start failure is logged: pods keep
+// running without services.
+func Run(ctx context.Context, cfg Config) {
+	c, err := Start(cfg)
+	if err != nil {
+		cfg.Log.Error("service load balancing not started", "err", err)
+		return
+	}
+	<-ctx.Done()
+	c.Stop()
+}
