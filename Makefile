@@ -4,7 +4,8 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 WASM_ENV := GOOS=wasip1 GOARCH=wasm
-EXAMPLES := examples/hello/hello-v1.wasm examples/hello/hello-v2.wasm examples/batch/batch.wasm
+EXAMPLES := examples/hello/hello-v1.wasm examples/hello/hello-v2.wasm examples/batch/batch.wasm \
+            examples/frontend/frontend.wasm examples/backend/backend.wasm
 
 .PHONY: build run test bench examples cross vet clean
 
@@ -23,6 +24,10 @@ examples/hello/hello-v2.wasm: $(wildcard examples/hello/*.go wasmrt/guest/*.go)
 	$(WASM_ENV) $(GO) build -ldflags '-X main.version=2' -o $@ ./examples/hello
 examples/batch/batch.wasm: $(wildcard examples/batch/*.go)
 	$(WASM_ENV) $(GO) build -o $@ ./examples/batch
+examples/frontend/frontend.wasm: $(wildcard examples/frontend/*.go wasmrt/guest/*.go wasmrt/guest/flotillahttp/*.go)
+	$(WASM_ENV) $(GO) build -o $@ ./examples/frontend
+examples/backend/backend.wasm: $(wildcard examples/backend/*.go wasmrt/guest/*.go)
+	$(WASM_ENV) $(GO) build -o $@ ./examples/backend
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)

@@ -40,6 +40,7 @@ type Agent struct {
 	events      *events.Recorder
 	probeClient *http.Client
 	net         *podNet // cluster DNS and wasm host calls
+	oci         *ociState
 	// configCache holds the last ConfigMaps and Secrets read for pods
 	// ("Kind/ns/name" -> api.Object), used while the API is unreachable.
 	configCache sync.Map
@@ -83,6 +84,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		running:     map[string]*podRunner{},
 		gone:        map[string]bool{},
 		wake:        make(chan struct{}, 1),
+		oci:         &ociState{imported: make(chan struct{})},
 	}
 	if a.nc == nil {
 		opts := []nats.Option{
@@ -122,6 +124,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if a.modules, err = newModules(js, a.rt, filepath.Join(cfg.DataDir, "modules"), a.nc.IsConnected); err != nil {
 		return fail(err)
 	}
+	// Before the first reconcile, so running containers are adopted, not
+	// started twice.
+	ociUp := a.connectContainerd(ctx)
 	if err := a.loadLocalAssignments(); err != nil {
 		// A broken local copy only matters offline; the watch replaces it.
 		a.log.Warn("ignoring local assignments", "err", err)
@@ -150,6 +155,8 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	a.wg.Go(func() { a.heartbeatLoop(a.ctx, registered) })
 	a.wg.Go(func() { a.watchAssignments(a.ctx) })
 	a.wg.Go(func() { a.reconcileLoop(a.ctx) })
+	a.wg.Go(func() { a.containerdLoop(a.ctx, ociUp) })
+	a.wg.Go(func() { a.serveExec(a.ctx) })
 	a.net.start(a.ctx, a.client, &a.wg)
 	if cfg.ServiceLB != "" && cfg.ServiceLB != "off" {
 		a.wg.Go(func() {
@@ -182,12 +189,15 @@ func (a *Agent) closeConn() {
 	}
 }
 
-// Stop stops every pod, closes their listeners and waits for every
-// goroutine of the agent. It is safe to call more than once.
+// Stop stops every wasm pod, closes their listeners and waits for every
+// goroutine of the agent. OCI containers keep running: the next agent on
+// this node adopts them, so an agent upgrade does not restart them; only
+// an unassignment stops them. It is safe to call more than once.
 func (a *Agent) Stop() {
 	a.stopOnce.Do(func() {
 		a.cancel()
 		a.wg.Wait() // the reconcile loop stops all pods on its way out
+		a.closeContainerd()
 		a.net.stop()
 		a.logCancel()
 		a.logWG.Wait()

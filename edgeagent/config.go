@@ -69,7 +69,9 @@ type Config struct {
 	// LBCgroupPath and LBPinDir override servicelb.Config's CgroupPath
 	// (default the agent's own cgroup) and PinDir.
 	LBCgroupPath, LBPinDir string
-	Log                    *slog.Logger
+	// Containerd configures the OCI runtime (see containerd.go).
+	Containerd ContainerdConfig
+	Log        *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -103,6 +105,7 @@ func (c *Config) setDefaults() error {
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 5 * time.Second
 	}
+	c.Containerd.setDefaults(c.DataDir)
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}

@@ -92,7 +92,7 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 	})
 	r.event(api.EventNormal, EventStarted, "Started container %s", c.Name)
 	if c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil {
-		r.probeReadiness(ctx, i, h, c, ports)
+		r.probeReadiness(ctx, i, h.Ready, c, ports)
 		return
 	}
 	r.watchReady(ctx, i, h, ports[0])

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,9 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/flotilla-edge/flotilla/wasmrt/hostcall"
+	"github.com/flotilla-edge/flotilla/wasmrt/hostcall/abi"
 )
 
 const wasmPageSize = 64 << 10
@@ -44,6 +48,9 @@ type Spec struct {
 	Stderr io.Writer
 	Limits Limits
 	Mounts []Mount
+	// Caller identifies the pod to the "flotilla" host module (resolution
+	// relative to its namespace, per-pod policy, NATS subject prefix).
+	Caller hostcall.Caller
 }
 
 // Module is a compiled module, shared by every instance of its digest.
@@ -67,6 +74,9 @@ func (m *Module) inspect() error {
 	}
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if mod == abi.ModuleName && m.rt.hostCalls && slices.Contains(abi.Functions, name) {
+			continue
+		}
 		if mod != wasiModule {
 			return fmt.Errorf("unsupported import %s.%s", mod, name)
 		}
@@ -87,6 +97,9 @@ type instance struct {
 	mod   api.Module
 	start api.Function
 	mem   *limitedMemory // nil without a memory limit
+	// caller is attached to the context _start runs under, which is the
+	// context host functions receive.
+	caller hostcall.Caller
 }
 
 // instantiate creates an instance without running _start, so that failures
@@ -112,7 +125,7 @@ func (m *Module) instantiate(ctx context.Context, spec Spec, stdin io.Reader, st
 	if err != nil {
 		return nil, fmt.Errorf("instantiate %s: %w", m.digest, err)
 	}
-	return &instance{mod: mod, start: mod.ExportedFunction("_start"), mem: mem}, nil
+	return &instance{mod: mod, start: mod.ExportedFunction("_start"), mem: mem, caller: spec.Caller}, nil
 }
 
 func moduleConfig(spec Spec, stdin io.Reader, stdout io.Writer) (wazero.ModuleConfig, error) {
@@ -166,7 +179,7 @@ func moduleConfig(spec Spec, stdin io.Reader, stdout io.Writer) (wazero.ModuleCo
 // cause that marks a CPU limit expiry.
 func (in *instance) run(ctx context.Context, digest string) (int, error) {
 	defer in.mod.Close(context.WithoutCancel(ctx))
-	_, err := in.start.Call(ctx)
+	_, err := in.start.Call(hostcall.WithCaller(ctx, in.caller))
 	code := 0
 	var exitErr *sys.ExitError
 	switch {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/flotilla-edge/flotilla/wasmrt/hostcall"
 )
 
 // Sentinel errors; returned errors wrap them.
@@ -34,6 +36,10 @@ type Config struct {
 	// CacheDir is the on-disk wazero compilation cache so a module digest
 	// compiles once across agent restarts. Empty means in-memory only.
 	CacheDir string
+	// HostCalls, when set, exports the "flotilla" host module (outbound
+	// HTTP, NATS publish) to every module of this runtime; modules that
+	// import it are accepted only then.
+	HostCalls *hostcall.Host
 }
 
 // Runtime owns one wazero runtime with WASI preview1 and the compiled
@@ -45,6 +51,8 @@ type Runtime struct {
 	mu      sync.Mutex
 	closed  bool
 	modules map[string]*compileEntry
+	// hostCalls records that the "flotilla" host module is instantiated.
+	hostCalls bool
 }
 
 // compileEntry lets concurrent Compile calls for one digest share one
@@ -77,7 +85,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		_ = cache.Close(ctx)
 		return nil, fmt.Errorf("instantiate wasi_snapshot_preview1: %w", err)
 	}
-	return &Runtime{rt: rt, cache: cache, modules: make(map[string]*compileEntry)}, nil
+	if cfg.HostCalls != nil {
+		if err := cfg.HostCalls.Instantiate(ctx, rt); err != nil {
+			_ = rt.Close(ctx)
+			_ = cache.Close(ctx)
+			return nil, err
+		}
+	}
+	return &Runtime{rt: rt, cache: cache, modules: make(map[string]*compileEntry), hostCalls: cfg.HostCalls != nil}, nil
 }
 
 // Close closes every module instance and compiled module. Handlers and runs
