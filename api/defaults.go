@@ -45,6 +45,8 @@ func Defaults(obj Object) {
 		defaultService(o)
 	case *EndpointSlice:
 		defaultEndpointSlice(o)
+	case *NetworkPolicy:
+		defaultNetworkPolicy(o)
 	case *Job:
 		defaultJob(o)
 	case *CronJob:
@@ -89,7 +91,7 @@ func defaultPodSpec(s *PodSpec) {
 	for i := range s.Containers {
 		c := &s.Containers[i]
 		if c.Runtime == "" {
-			c.Runtime = RuntimeWasm
+			c.Runtime = DefaultRuntime(c.Image)
 		}
 		for j := range c.Ports {
 			if c.Ports[j].Protocol == "" {
@@ -111,8 +113,8 @@ func defaultPodSpec(s *PodSpec) {
 		if c.Wasm.Mode == WasmHTTP && c.Wasm.Instances == 0 {
 			c.Wasm.Instances = 2
 		}
-		if c.Wasm.Mode != WasmCommand && c.Wasm.RequestTimeoutSeconds == 0 {
-			c.Wasm.RequestTimeoutSeconds = 30
+		if c.Wasm.Mode != WasmCommand && c.Wasm.RequestTimeoutSeconds == nil {
+			c.Wasm.RequestTimeoutSeconds = Int32(30)
 		}
 	}
 }

@@ -105,6 +105,8 @@ func Validate(obj Object) error {
 		validateService(&fe, o)
 	case *EndpointSlice:
 		validateEndpointSlice(&fe, o)
+	case *NetworkPolicy:
+		validateNetworkPolicy(&fe, o)
 	case *ConfigMap:
 		for k := range o.Data {
 			validateDataKey(&fe, "data", k)
@@ -297,8 +299,8 @@ func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
 				fe.add(p+".image", "%v", err)
 			}
 		case RuntimeOCI:
-			if c.Image == "" {
-				fe.add(p+".image", "is required")
+			if err := ValidImageRef(c.Image); err != nil {
+				fe.add(p+".image", "%v", err)
 			}
 		default:
 			fe.add(p+".runtime", "%q is not wasm or oci", c.Runtime)
@@ -413,7 +415,7 @@ func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
 			if c.Wasm.Instances < 0 || c.Wasm.Instances > 256 {
 				fe.add(p+".wasm.instances", "must be in 0-256, got %d", c.Wasm.Instances)
 			}
-			if c.Wasm.RequestTimeoutSeconds < 0 {
+			if c.Wasm.RequestTimeoutSeconds != nil && *c.Wasm.RequestTimeoutSeconds < 0 {
 				fe.add(p+".wasm.requestTimeoutSeconds", "must be >= 0")
 			}
 			if (c.Wasm.Mode == WasmHTTP || c.Wasm.Mode == WasmCGI) && len(c.Ports) == 0 {

@@ -39,7 +39,9 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 	limits := wasmrt.Limits{MemoryBytes: memoryLimit(c)}
 	instances := 0
 	if c.Wasm != nil {
-		limits.CPUTime = time.Duration(c.Wasm.RequestTimeoutSeconds) * time.Second
+		if t := c.Wasm.RequestTimeoutSeconds; t != nil {
+			limits.CPUTime = time.Duration(*t) * time.Second
+		}
 		instances = int(c.Wasm.Instances)
 	}
 	spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(int(ports[0].HostPort), cc.env), Stderr: stderr, Limits: limits, Mounts: cc.mounts, Caller: r.caller()}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // nativeHello is the examples/hello handler compiled natively, as a baseline.
@@ -57,8 +58,18 @@ func BenchmarkHTTPNative(b *testing.B) {
 	benchServe(b, nativeHello())
 }
 
+// BenchmarkHTTPPersistent has no CPU-time limit, so its instances run on
+// the runtime without termination checks.
 func BenchmarkHTTPPersistent(b *testing.B) {
 	h := newHandler(b, "hello", Spec{Env: []string{"POD_NAME=bench"}},
+		HTTPConfig{Mode: Persistent, Instances: runtime.GOMAXPROCS(0)})
+	benchServe(b, h)
+}
+
+// BenchmarkHTTPPersistentLimited has the default 30s per-request limit,
+// which needs termination checks in the compiled code.
+func BenchmarkHTTPPersistentLimited(b *testing.B) {
+	h := newHandler(b, "hello", Spec{Env: []string{"POD_NAME=bench"}, Limits: Limits{CPUTime: 30 * time.Second}},
 		HTTPConfig{Mode: Persistent, Instances: runtime.GOMAXPROCS(0)})
 	benchServe(b, h)
 }

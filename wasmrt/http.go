@@ -80,6 +80,7 @@ func (m *Module) NewHTTPHandler(ctx context.Context, spec Spec, cfg HTTPConfig) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	spec.unguarded = cfg.Mode == Persistent
 	h := &HTTPHandler{m: m, spec: spec, cfg: cfg,
 		log: cfg.Logger.With("module", m.digest, "mode", string(cfg.Mode))}
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))

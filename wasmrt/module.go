@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +29,10 @@ type Limits struct {
 	// 0 means the wazero default (4 GiB).
 	MemoryBytes int64
 	// CPUTime bounds a command's whole run, or one HTTP request. It is
-	// measured as wall-clock time. 0 means no limit.
+	// measured as wall-clock time. 0 means no limit; a persistent HTTP
+	// handler without one runs on the faster runtime without termination
+	// checks (see Runtime), so its instances stop only between requests or
+	// at their next host call.
 	CPUTime time.Duration
 }
 
@@ -51,13 +55,24 @@ type Spec struct {
 	// Caller identifies the pod to the "flotilla" host module (resolution
 	// relative to its namespace, per-pod policy, NATS subject prefix).
 	Caller hostcall.Caller
+
+	// unguarded lets an instance without a CPU-time limit run on the fast
+	// runtime; only persistent HTTP pools set it, since a command must stay
+	// stoppable by its context.
+	unguarded bool
 }
 
 // Module is a compiled module, shared by every instance of its digest.
 type Module struct {
 	rt       *Runtime
 	compiled wazero.CompiledModule
-	digest   string
+
+	// The unguarded compilation (see Runtime) is made on first use; wasm
+	// is kept until then.
+	fastMu       sync.Mutex
+	wasm         []byte
+	fastCompiled wazero.CompiledModule
+	digest       string
 	// minMemBytes is the initial linear memory the module declares; an
 	// instance whose MemoryBytes is below it can never start.
 	minMemBytes uint64
@@ -121,7 +136,15 @@ func (m *Module) instantiate(ctx context.Context, spec Spec, stdin io.Reader, st
 	if err != nil {
 		return nil, fmt.Errorf("instantiate %s: %w", m.digest, err)
 	}
-	mod, err := m.rt.rt.InstantiateModule(ctx, m.compiled, cfg)
+	rt, compiled := m.rt.rt, m.compiled
+	if spec.Limits.CPUTime == 0 && spec.unguarded {
+		cm, err := m.fastModule(ctx, true)
+		if err != nil {
+			return nil, fmt.Errorf("instantiate %s: %w", m.digest, err)
+		}
+		rt, compiled = m.rt.fast, cm
+	}
+	mod, err := rt.InstantiateModule(ctx, compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate %s: %w", m.digest, err)
 	}
@@ -269,3 +292,19 @@ func (l *limitedMemory) Reallocate(size uint64) []byte {
 }
 
 func (l *limitedMemory) Free() { l.buf = nil }
+
+// fastModule returns the module compiled without termination checks,
+// compiling it first when create is set.
+func (m *Module) fastModule(ctx context.Context, create bool) (wazero.CompiledModule, error) {
+	m.fastMu.Lock()
+	defer m.fastMu.Unlock()
+	if m.fastCompiled != nil || !create {
+		return m.fastCompiled, nil
+	}
+	cm, err := m.rt.fast.CompileModule(ctx, m.wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile without termination checks: %w", err)
+	}
+	m.fastCompiled, m.wasm = cm, nil
+	return cm, nil
+}

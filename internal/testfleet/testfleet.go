@@ -27,6 +27,11 @@ import (
 type AgentSpec struct {
 	Name   string
 	Labels map[string]string
+	// Containerd enables OCI containers (see ContainerdForTest); nil runs
+	// wasm only.
+	Containerd *edgeagent.ContainerdConfig
+	// DataDir is t.TempDir() when empty; reuse one to restart an agent.
+	DataDir string
 }
 
 // Fleet is a running test fleet.
@@ -72,17 +77,36 @@ func Start(t testing.TB, agents ...AgentSpec) *Fleet {
 	}
 	f := &Fleet{Server: s, Client: c, Modules: ms, Agents: map[string]*edgeagent.Agent{}}
 	for _, spec := range agents {
-		a, err := edgeagent.Start(ctx, edgeagent.Config{
-			Name: spec.Name, Labels: spec.Labels, NATSURL: s.URL(), Token: s.Token(),
-			DataDir: t.TempDir(), Address: "127.0.0.1", HeartbeatInterval: time.Second, Log: log.With("node", spec.Name),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(a.Stop)
-		f.Agents[spec.Name] = a
+		f.StartAgent(t, spec)
 	}
 	return f
+}
+
+// StartAgent starts (or, with the DataDir of a stopped one, restarts) an
+// agent of the fleet.
+func (f *Fleet) StartAgent(t testing.TB, spec AgentSpec) *edgeagent.Agent {
+	t.Helper()
+	if spec.DataDir == "" {
+		spec.DataDir = t.TempDir()
+	}
+	cc := edgeagent.ContainerdConfig{Socket: "off"}
+	if spec.Containerd != nil {
+		cc = *spec.Containerd
+	}
+	a, err := edgeagent.Start(context.Background(), edgeagent.Config{
+		Name: spec.Name, Labels: spec.Labels, NATSURL: f.Server.URL(), Token: f.Server.Token(),
+		DataDir: spec.DataDir, Address: "127.0.0.1", HeartbeatInterval: time.Second, Log: Logger().With("node", spec.Name),
+		// Agents of one test share the machine: only one could bind the
+		// cluster DNS address.
+		ClusterDNSAddr: "off",
+		Containerd:     cc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	f.Agents[spec.Name] = a
+	return a
 }
 
 // Push builds an example module (see BuildModule) and pushes it as ref.
