@@ -163,7 +163,9 @@ func (r *podRunner) newHandler(ctx context.Context, i int, mod *wasmrt.Module, s
 func (r *podRunner) watchReady(ctx context.Context, i int, h *wasmrt.HTTPHandler, port api.PortStatus) {
 	url := "http://" + net.JoinHostPort(port.HostIP, strconv.Itoa(int(port.HostPort))) + "/"
 	ready := false
-	delay := 50 * time.Millisecond
+	// The first look is immediate: a pod's start latency is mostly this
+	// wait when the module comes up in a few milliseconds.
+	var delay time.Duration
 	for n := 0; ; n++ {
 		if !sleepCtx(ctx, delay) {
 			return
@@ -181,7 +183,7 @@ func (r *podRunner) watchReady(ctx context.Context, i int, h *wasmrt.HTTPHandler
 		if ready {
 			delay = time.Second
 		} else {
-			delay = min(delay*2, time.Second)
+			delay = min(max(2*time.Millisecond, delay*2), time.Second)
 		}
 	}
 }
