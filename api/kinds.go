@@ -33,6 +33,7 @@ var Kinds = []KindInfo{
 	{Kind: "ControllerRevision", Plural: "controllerrevisions", Namespaced: true, New: func() Object { return &ControllerRevision{} }},
 	{Kind: "Service", Plural: "services", Short: []string{"svc"}, Namespaced: true, New: func() Object { return &Service{} }},
 	{Kind: "EndpointSlice", Plural: "endpointslices", Short: []string{"ep", "endpoints"}, Namespaced: true, New: func() Object { return &EndpointSlice{} }},
+	{Kind: "NetworkPolicy", Plural: "networkpolicies", Short: []string{"netpol"}, Namespaced: true, New: func() Object { return &NetworkPolicy{} }},
 	{Kind: "PersistentVolumeClaim", Plural: "persistentvolumeclaims", Short: []string{"pvc"}, Namespaced: true, New: func() Object { return &PersistentVolumeClaim{} }},
 }
 

@@ -120,6 +120,70 @@ struct {
 	__type(value, struct rev_val);
 } revnat SEC(".maps");
 
+/* NetworkPolicy at connect time, per client cgroup (a container pod's
+ * cgroup v2 directory; bpf_get_current_cgroup_id() is its inode number).
+ * The control plane (package policy) folds the client's egress rules and
+ * every destination pod's ingress rules into one verdict per destination
+ * endpoint, so this only looks up (client cgroup, destination). The check
+ * runs after service translation: rules are on backend addresses. */
+struct pol_cg_val {
+	__u32 flags; /* bit 0: egress isolated (no entry = deny) */
+	__u32 pad;
+};
+
+#define POL_EGRESS_ISOLATED 1u
+
+struct pol_key {
+	__u64 cgroup_id;
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+#define POL_ALLOW 1u
+#define POL_DENY 2u
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, __u64);
+	__type(value, struct pol_cg_val);
+} pol_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__type(key, struct pol_key);
+	__type(value, __u32);
+} pol_rules SEC(".maps");
+
+/* policy_allows: 1 = pass, 0 = deny. Cgroups without an entry in
+ * pol_cgroups are not policed (one hash probe on the fast path). */
+static __always_inline int policy_allows(struct bpf_sock_addr *ctx)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct pol_cg_val *cv = bpf_map_lookup_elem(&pol_cgroups, &cg);
+	__u32 *verdict;
+
+	if (!cv)
+		return 1;
+	struct pol_key pk = {
+		.cgroup_id = cg,
+		.addr = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+		.proto = (__u8)ctx->protocol,
+	};
+	verdict = bpf_map_lookup_elem(&pol_rules, &pk);
+	if (verdict)
+		return *verdict == POL_ALLOW;
+	return !(cv->flags & POL_EGRESS_ISOLATED);
+}
+
 static __always_inline struct be_val *lookup_slot(struct svc_val *svc, __u32 idx)
 {
 	struct be_key bk = {
@@ -205,7 +269,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx)
 		return 1;
 	r = pick(ctx, &sk, &be);
 	if (r == 0)
-		return 1;
+		return policy_allows(ctx); /* not a service: check as dialled */
 	if (r < 0)
 		return 0; /* no backend: the syscall fails with EPERM at once */
 
@@ -218,10 +282,13 @@ static __always_inline int translate(struct bpf_sock_addr *ctx)
 		.vip = sk.vip,
 		.port = sk.port,
 	};
-	bpf_map_update_elem(&revnat, &rk, &rv, BPF_ANY);
-
 	ctx->user_ip4 = be.addr;
 	ctx->user_port = (__u32)be.port;
+	/* Policy judges the backend chosen, as Kubernetes does after DNAT. A
+	 * denied connect fails with EPERM and leaves no reverse entry. */
+	if (!policy_allows(ctx))
+		return 0;
+	bpf_map_update_elem(&revnat, &rk, &rv, BPF_ANY);
 	return 1;
 }
 

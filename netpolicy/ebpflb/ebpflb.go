@@ -55,6 +55,8 @@ type LB struct {
 	used   map[uint32]bool
 	nextID uint32
 	closed bool
+	// polRules mirrors pol_rules per client cgroup (nil until first used).
+	polRules map[uint64]map[sockLBPolKey]uint32
 }
 
 type attachment struct {

@@ -41,6 +41,21 @@ type sockLBBeVal struct {
 	Pad  uint16
 }
 
+type sockLBPolCgVal struct {
+	_     structs.HostLayout
+	Flags uint32
+	Pad   uint32
+}
+
+type sockLBPolKey struct {
+	_        structs.HostLayout
+	CgroupId uint64
+	Addr     uint32
+	Port     uint16
+	Proto    uint8
+	Pad      uint8
+}
+
 type sockLBRevKey struct {
 	_      structs.HostLayout
 	Cookie uint64
@@ -78,6 +93,8 @@ type sockLBSvcVal struct {
 const (
 	sockLBMapAffinity              = "affinity"
 	sockLBMapBackends              = "backends"
+	sockLBMapPolCgroups            = "pol_cgroups"
+	sockLBMapPolRules              = "pol_rules"
 	sockLBMapRevnat                = "revnat"
 	sockLBMapServices              = "services"
 	sockLBProgFlotillaConnect4     = "flotilla_connect4"
@@ -138,10 +155,12 @@ type sockLBProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockLBMapSpecs struct {
-	Affinity *ebpf.MapSpec `ebpf:"affinity"`
-	Backends *ebpf.MapSpec `ebpf:"backends"`
-	Revnat   *ebpf.MapSpec `ebpf:"revnat"`
-	Services *ebpf.MapSpec `ebpf:"services"`
+	Affinity   *ebpf.MapSpec `ebpf:"affinity"`
+	Backends   *ebpf.MapSpec `ebpf:"backends"`
+	PolCgroups *ebpf.MapSpec `ebpf:"pol_cgroups"`
+	PolRules   *ebpf.MapSpec `ebpf:"pol_rules"`
+	Revnat     *ebpf.MapSpec `ebpf:"revnat"`
+	Services   *ebpf.MapSpec `ebpf:"services"`
 }
 
 // sockLBVariableSpecs contains global variables before they are loaded into the kernel.
@@ -170,16 +189,20 @@ func (o *sockLBObjects) Close() error {
 //
 // It can be passed to loadSockLBObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockLBMaps struct {
-	Affinity *ebpf.Map `ebpf:"affinity"`
-	Backends *ebpf.Map `ebpf:"backends"`
-	Revnat   *ebpf.Map `ebpf:"revnat"`
-	Services *ebpf.Map `ebpf:"services"`
+	Affinity   *ebpf.Map `ebpf:"affinity"`
+	Backends   *ebpf.Map `ebpf:"backends"`
+	PolCgroups *ebpf.Map `ebpf:"pol_cgroups"`
+	PolRules   *ebpf.Map `ebpf:"pol_rules"`
+	Revnat     *ebpf.Map `ebpf:"revnat"`
+	Services   *ebpf.Map `ebpf:"services"`
 }
 
 func (m *sockLBMaps) Close() error {
 	return _SockLBClose(
 		m.Affinity,
 		m.Backends,
+		m.PolCgroups,
+		m.PolRules,
 		m.Revnat,
 		m.Services,
 	)

@@ -57,6 +57,25 @@ type LB struct {
 	svcs   map[svcKey]*service
 	vips   map[netip.Addr]*vipRef
 	closed bool
+	// admit is the NetworkPolicy check (SetAdmit); nil admits everything.
+	admit atomic.Pointer[AdmitFunc]
+}
+
+// AdmitFunc decides whether a client address may be relayed to a backend
+// (NetworkPolicy ingress of the backend's pod). The proxy only knows the
+// client's address, so a datapath built on it can enforce no more than
+// address-based rules; see docs/networking.md.
+type AdmitFunc func(client netip.Addr, backend netip.AddrPort, proto string) error
+
+// SetAdmit installs (nil: removes) the check applied to every new
+// connection and UDP session: only admitted backends are candidates, and a
+// client admitted to none is refused like a service without backends.
+func (l *LB) SetAdmit(f AdmitFunc) {
+	if f == nil {
+		l.admit.Store(nil)
+		return
+	}
+	l.admit.Store(&f)
 }
 
 type svcKey struct {
@@ -345,6 +364,15 @@ func (s *service) pruneAffinity(bes []netip.AddrPort) {
 // affinity, else a random one.
 func (s *service) pick(client netip.Addr, avoid netip.AddrPort) (netip.AddrPort, bool) {
 	bes := *s.backends.Load()
+	if f := s.lb.admit.Load(); f != nil {
+		var ok []netip.AddrPort
+		for _, be := range bes {
+			if (*f)(client, be, s.key.proto) == nil {
+				ok = append(ok, be)
+			}
+		}
+		bes = ok
+	}
 	if len(bes) == 0 {
 		return netip.AddrPort{}, false
 	}
