@@ -2,9 +2,11 @@ package ctl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -30,10 +32,17 @@ func Logs(ctx context.Context, e *Env, args []string, o LogsOptions) error {
 	}
 	name := args[0]
 	if t, n, ok := strings.Cut(name, "/"); ok {
-		if ki, err := api.LookupKind(t); err != nil || ki.Kind != "Pod" {
-			return fmt.Errorf("logs: %q is not a pod", name)
+		ki, err := api.LookupKind(t)
+		if err != nil {
+			return fmt.Errorf("logs: %w", err)
 		}
 		name = n
+		if ki.Kind != "Pod" {
+			// Like kubectl: the logs of a workload are those of its first pod.
+			if name, err = firstPodOf(ctx, e, ki, n); err != nil {
+				return err
+			}
+		}
 	}
 	obj, err := e.Client.Get(ctx, "Pod", e.Namespace, name)
 	if err != nil {
@@ -197,4 +206,38 @@ func Version(ctx context.Context, out io.Writer, clientVersion string, c *client
 		return
 	}
 	fmt.Fprintf(out, "Server Version: %s (API %s, leader %s)\n", v.Version, v.APIVersion, v.Leader)
+}
+
+// firstPodOf picks, by name, the first pod selected by a workload's
+// spec.selector.
+func firstPodOf(ctx context.Context, e *Env, ki *api.KindInfo, name string) (string, error) {
+	obj, err := e.Client.Get(ctx, ki.Kind, e.Namespace, name)
+	if err != nil {
+		return "", notFound(err, ki, name)
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return "", err
+	}
+	var w struct {
+		Spec struct {
+			Selector *api.LabelSelector `json:"selector"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil || w.Spec.Selector == nil {
+		return "", fmt.Errorf("logs: %s/%s has no pod selector", strings.ToLower(ki.Kind), name)
+	}
+	sel, err := w.Spec.Selector.AsSelector()
+	if err != nil {
+		return "", fmt.Errorf("logs: %s/%s: %w", strings.ToLower(ki.Kind), name, err)
+	}
+	pods, err := e.Client.List(ctx, "Pod", e.Namespace, sel.String())
+	if err != nil {
+		return "", err
+	}
+	if len(pods) == 0 {
+		return "", fmt.Errorf("logs: %s/%s has no pods", strings.ToLower(ki.Kind), name)
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].GetMeta().Name < pods[j].GetMeta().Name })
+	return pods[0].GetMeta().Name, nil
 }
