@@ -25,6 +25,9 @@ func Get(ctx context.Context, e *Env, args []string, o GetOptions) error {
 	if err := printers.ValidFormat(o.Output); err != nil {
 		return err
 	}
+	if len(args) == 1 && args[0] == "all" && !o.Watch {
+		return getAll(ctx, e, o)
+	}
 	// "get deploy,rs" prints one listing per type, as kubectl does.
 	if len(args) == 1 && strings.Contains(args[0], ",") && !strings.Contains(args[0], "/") && !o.Watch {
 		for i, t := range strings.Split(args[0], ",") {
@@ -301,4 +304,42 @@ func podsOnNode(ctx context.Context, e *Env, node string) ([]*api.Pod, error) {
 		}
 	}
 	return out, nil
+}
+
+// allKinds are what "get all" lists, in kubectl's order.
+var allKinds = []string{"pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs"}
+
+// getAll prints every non-empty listing of allKinds.
+func getAll(ctx context.Context, e *Env, o GetOptions) error {
+	printed := 0
+	for _, k := range allKinds {
+		ki, err := api.LookupKind(k)
+		if err != nil {
+			return err
+		}
+		ns := e.namespaceFor(ki)
+		if o.AllNamespaces {
+			ns = ""
+		}
+		objs, err := e.Client.List(ctx, ki.Kind, ns, o.Selector)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", ki.Plural, err)
+		}
+		if len(objs) == 0 {
+			continue
+		}
+		if printed > 0 && (o.Output == printers.FormatTable || o.Output == printers.FormatWide) {
+			fmt.Fprintln(e.Out)
+		}
+		printed++
+		popts := printers.Options{Wide: o.Output == printers.FormatWide, ShowLabels: o.ShowLabels, AllNamespaces: o.AllNamespaces, Now: e.now()}
+		if err := printObjects(e, ki, objs, true, o, popts); err != nil {
+			return err
+		}
+	}
+	if printed == 0 {
+		ki, _ := api.LookupKind("pods")
+		noResources(e, ki, o.AllNamespaces)
+	}
+	return nil
 }
