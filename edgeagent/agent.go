@@ -110,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent %s: jetstream: %w", cfg.Name, err)
 	}
 	a.js = js
+	cfg, startPolicy := a.withNetworkPolicy(cfg)
 	a.net = newPodNet(cfg, a.nc)
 	a.rt, err = wasmrt.New(ctx, wasmrt.Config{CacheDir: cfg.CompileCacheDir, HostCalls: a.net.host})
 	if err != nil {
@@ -158,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	a.wg.Go(func() { a.containerdLoop(a.ctx, ociUp) })
 	a.wg.Go(func() { a.serveExec(a.ctx) })
 	a.net.start(a.ctx, a.client, &a.wg)
+	startPolicy(a.ctx)
 	if cfg.ServiceLB != "" && cfg.ServiceLB != "off" {
 		a.wg.Go(func() {
 			servicelb.Run(a.ctx, servicelb.Config{Client: a.client, NodeName: cfg.Name, NodeAddress: cfg.Address,

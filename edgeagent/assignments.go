@@ -78,6 +78,7 @@ func (a *Agent) watchOnce(ctx context.Context) error {
 			synced = true // initial values replayed: the watch is now the truth
 			a.setDesired(pods, true)
 			a.gcPodDirs()
+			a.gcContainers(ctx)
 			continue
 		}
 		if e.Operation() == jetstream.KeyValuePut {

@@ -62,6 +62,9 @@ type Config struct {
 	// HostCallPolicy decides which destinations wasm pods may call through
 	// the host module; nil allows all. NetworkPolicy plugs in here.
 	HostCallPolicy hostcall.AllowFunc
+	// NetworkPolicy enforces NetworkPolicies on wasm pods' host calls
+	// (docs/networking.md); ignored when HostCallPolicy is set.
+	NetworkPolicy bool
 	// ServiceLB is the service load balancer mode (auto, ebpf, userspace);
 	// "" or "off" runs none. Off by default here so tests and embedders
 	// opt in; `flotilla agent` and `flotilla up` default to auto.

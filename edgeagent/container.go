@@ -37,14 +37,21 @@ type ctrConfig struct {
 	mounts []wasmrt.Mount
 }
 
-// runContainer pulls container i's module and runs it in its mode until
-// the pod stops.
+// runContainer runs container i through its runtime until the pod stops.
 func (r *podRunner) runContainer(ctx context.Context, i int) {
 	c := r.pod.Spec.Containers[i]
-	if c.Runtime != api.RuntimeWasm {
-		r.waiting(i, "UnsupportedRuntime", fmt.Sprintf("runtime %q is not supported by this node (wasm only)", c.Runtime))
+	rt, ok := runtimes[c.Runtime]
+	if !ok {
+		r.waiting(i, "UnsupportedRuntime", fmt.Sprintf("runtime %q is not supported by this node", c.Runtime))
 		return
 	}
+	rt.run(ctx, r, i)
+}
+
+// runWasm pulls container i's module and runs it in its mode until the
+// pod stops.
+func (r *podRunner) runWasm(ctx context.Context, i int) {
+	c := r.pod.Spec.Containers[i]
 	mod := r.pull(ctx, i)
 	if mod == nil {
 		return // stopped while pulling

@@ -67,7 +67,6 @@ func (a *Agent) fillNode(n *api.Node) {
 		KernelVersion:   kernelVersion(),
 		AgentVersion:    Version,
 	}
-	n.Status.Runtimes = []string{api.RuntimeWasm}
 	n.Status.DaemonPorts.PodPortRange = fmt.Sprintf("%d-%d", a.cfg.PortRange[0], a.cfg.PortRange[1])
 	a.setReady(n)
 }
@@ -79,6 +78,7 @@ func (a *Agent) setReady(n *api.Node) {
 		Reason: "AgentReady", Message: "flotilla agent is posting heartbeats",
 		LastHeartbeatTime: now,
 	})
+	a.reportRuntimes(n)
 }
 
 // register creates the node object or merges the agent's view into it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/flotilla-edge/flotilla/api"
 )
@@ -14,6 +15,9 @@ type ctrState struct {
 	ran    bool // started at least once
 	final  bool // terminated and will not be restarted
 	failed bool // final with a non-zero exit or an error
+	// runtimeID is the containerd container ID of an OCI container's
+	// current run (for exec).
+	runtimeID string
 }
 
 // podRunner runs one assigned pod: a goroutine per container and one that
@@ -26,6 +30,9 @@ type podRunner struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// detach: the agent is shutting down, so OCI containers are left
+	// running instead of stopped.
+	detach atomic.Bool
 
 	// volMu serialises writes to the pod's volume directories.
 	volMu sync.Mutex
@@ -70,7 +77,8 @@ func (r *podRunner) stop() {
 	r.mu.Lock()
 	var live []string
 	for _, s := range r.ctrs {
-		if s.ran && !s.final {
+		// A detached OCI container keeps running: nothing is killed.
+		if s.ran && !s.final && !(r.detach.Load() && s.status.Runtime == api.RuntimeOCI) {
 			live = append(live, s.status.Name)
 		}
 	}

@@ -54,3 +54,22 @@ func (p *ports) release(port int) {
 	defer p.mu.Unlock()
 	delete(p.reserved, port)
 }
+
+// reserve takes a free port of the range for a process that will listen
+// on it itself (an OCI container on the host network): the port is probed
+// by listening and handed over closed, reserved until release.
+func (p *ports) reserve() (int, error) {
+	ln, port, err := p.listen()
+	if err != nil {
+		return 0, err
+	}
+	_ = ln.Close()
+	return port, nil
+}
+
+// claim marks port as taken by a container adopted from a previous agent.
+func (p *ports) claim(port int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reserved[port] = true
+}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/flotilla-edge/flotilla/api"
-	"github.com/flotilla-edge/flotilla/wasmrt"
 )
 
 // probeSettings are a readiness probe's timings with Kubernetes' defaults
@@ -78,7 +77,9 @@ func probeURL(c api.Container, ports []api.PortStatus, g *api.HTTPGetAction) (st
 // successes in a row and unready again after failureThreshold failures in
 // a row; the probe never stops, so a pod can go unready and come back.
 // Status is written only when readiness flips.
-func (r *podRunner) probeReadiness(ctx context.Context, i int, h *wasmrt.HTTPHandler, c api.Container, ports []api.PortStatus) {
+// alive tells whether the container can serve at all (a live module
+// instance; a running process).
+func (r *podRunner) probeReadiness(ctx context.Context, i int, alive func() bool, c api.Container, ports []api.PortStatus) {
 	ps := probeSettingsOf(c.ReadinessProbe)
 	url, urlErr := probeURL(c, ports, c.ReadinessProbe.HTTPGet)
 	if !sleepCtx(ctx, ps.initialDelay) {
@@ -89,8 +90,8 @@ func (r *podRunner) probeReadiness(ctx context.Context, i int, h *wasmrt.HTTPHan
 	for {
 		err := urlErr
 		if err == nil {
-			if !h.Ready() {
-				err = errors.New("no live module instance")
+			if !alive() {
+				err = errors.New("container is not running")
 			} else {
 				err = r.a.httpProbe(ctx, url, ps.timeout)
 			}

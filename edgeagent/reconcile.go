@@ -39,6 +39,11 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			all := a.running
 			a.running = map[string]*podRunner{}
 			a.mu.Unlock()
+			// The agent is going away, not the pods: their OCI containers
+			// stay up for the next agent to adopt.
+			for _, r := range all {
+				r.detach.Store(true)
+			}
 			stopAll(all)
 			return
 		case <-a.wake:

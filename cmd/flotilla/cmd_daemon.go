@@ -66,6 +66,7 @@ func (r *root) agentCmd() *cobra.Command {
 				return err
 			}
 			o.Server, o.Token = s.Server, s.Token
+			o.Containerd = r.containerdConfig()
 			setAgentVersion()
 			ctx, cancel := untilSignal(cmd.Context())
 			defer cancel()
@@ -79,6 +80,7 @@ func (r *root) agentCmd() *cobra.Command {
 	f.StringVar(&o.Address, "address", "", "address advertised for pod ports (default: first non-loopback IPv4)")
 	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
 	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	r.containerdFlags(cmd)
 	return cmd
 }
 
@@ -95,6 +97,7 @@ func (r *root) upCmd() *cobra.Command {
 				return err
 			}
 			o.ContextPath = path
+			o.Containerd = r.containerdConfig()
 			if o.PortRange, err = daemon.ParsePortRange(ports); err != nil {
 				return err
 			}
@@ -111,6 +114,7 @@ func (r *root) upCmd() *cobra.Command {
 	f.StringVar(&o.Address, "address", "127.0.0.1", "address of the local node's pod ports")
 	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
 	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	r.containerdFlags(cmd)
 	return cmd
 }
 

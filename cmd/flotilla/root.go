@@ -52,7 +52,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		r.serverCmd(), r.agentCmd(), r.upCmd(),
 		r.getCmd(), r.describeCmd(),
 		r.applyCmd(), r.createCmd(), r.deleteCmd(), r.scaleCmd(), r.labelCmd(), r.taintCmd(),
-		r.logsCmd(), r.moduleCmd(),
+		r.logsCmd(), r.moduleCmd(), r.imageCmd(), r.execCmd(),
 		r.setCmd(), r.rolloutCmd(),
 		r.exposeCmd(),
 		r.versionCmd(), r.clusterInfoCmd(),

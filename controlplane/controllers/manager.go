@@ -45,6 +45,10 @@ type Manager struct {
 	events                   *events.Recorder
 	caches                   map[string]*Cache
 	pods, rs, deploys, nodes *Cache
+
+	// background are loops controllers need besides their queue (e.g. a
+	// watch of a non-object bucket); Run starts them with the controllers.
+	background []func(context.Context)
 }
 
 // NewManager wires the controllers to a store.
@@ -156,6 +160,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		return fmt.Errorf("controllers: assignments bucket: %w", err)
 	}
 	m.assign = assign
+	m.background = nil // the setups below register this run's loops
 	var ctrls []*controller
 	for _, setup := range setups {
 		ctrls = append(ctrls, setup(m))
@@ -223,6 +228,9 @@ func (m *Manager) Run(ctx context.Context) error {
 				}
 			}
 		}()
+	}
+	for _, f := range m.background {
+		wg.Go(func() { f(cctx) })
 	}
 	m.log.Info("controllers running", "controllers", len(ctrls))
 	select {

@@ -21,12 +21,15 @@ type schedulingController struct {
 
 func newSchedulingController(m *Manager) *controller {
 	claims := m.cache("PersistentVolumeClaim")
+	imgs := &imageCache{platforms: map[string][]string{}}
 	c := &schedulingController{m: m, sched: scheduler.New(scheduler.WithClaimNodes(func(ns, name string) string {
 		if o := claims.Get(ns + "/" + name); o != nil {
 			return o.(*api.PersistentVolumeClaim).Status.NodeName
 		}
 		return ""
-	})), queue: newQueue()}
+	}), scheduler.WithImagePlatforms(imgs.lookup)), queue: newQueue()}
+	imgs.onChange = c.nodesChanged
+	m.background = append(m.background, func(ctx context.Context) { imgs.run(ctx, m.js) })
 	m.pods.OnChange(func(old, cur api.Object) {
 		if cur != nil && needsScheduling(cur) {
 			c.queue.Add(Key(cur))

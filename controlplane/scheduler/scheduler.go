@@ -54,6 +54,7 @@ func New(opts ...Option) *Scheduler {
 		[]Filter{
 			NodeReady{},
 			Runtime{},
+			ImagePlatform{Platforms: o.imagePlatforms},
 			NodeSelector{},
 			TaintToleration{},
 			VolumeNode{ClaimNode: o.claimNode},
@@ -75,12 +76,19 @@ func New(opts ...Option) *Scheduler {
 type Option func(*options)
 
 type options struct {
-	claimNode ClaimNodeFunc
+	claimNode      ClaimNodeFunc
+	imagePlatforms ImagePlatformsFunc
 }
 
 // WithClaimNodes lets VolumeNode look up where claims are bound; without
 // it VolumeNode passes every node.
 func WithClaimNodes(f ClaimNodeFunc) Option { return func(o *options) { o.claimNode = f } }
+
+// WithImagePlatforms lets ImagePlatform look up the platforms of imported
+// OCI images; without it ImagePlatform passes every node.
+func WithImagePlatforms(f ImagePlatformsFunc) Option {
+	return func(o *options) { o.imagePlatforms = f }
+}
 
 // NewWith returns a Scheduler running the given filters in order and
 // summing the weighted scorers.

@@ -175,3 +175,14 @@ func (r *Runtime) RemoveImage(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// ImageDigest returns the digest (of the index or manifest) of the local
+// image ref, without unpacking it; an error wraps ErrImageNotFound when it
+// is missing.
+func (r *Runtime) ImageDigest(ctx context.Context, ref string) (string, error) {
+	img, _, err := r.getImage(r.nsctx(ctx), ref)
+	if err != nil {
+		return "", err
+	}
+	return img.Target().Digest.String(), nil
+}

@@ -26,6 +26,12 @@ const (
 	KeyServer    = "server"
 	KeyToken     = "token"
 	KeyNamespace = "namespace"
+	// Agent settings of the OCI runtime: flags --containerd-socket ...,
+	// env FLOTILLA_CONTAINERD_SOCKET ... (the '_' keeps the env name valid).
+	KeyContainerdSocket      = "containerd_socket"
+	KeyContainerdNamespace   = "containerd_namespace"
+	KeyContainerdSnapshotter = "containerd_snapshotter"
+	KeyImageRegistryPull     = "image_registry_pull"
 )
 
 // Context is the content of the context file.

@@ -92,13 +92,16 @@ type AgentOptions struct {
 	Address   string
 	PortRange [2]int
 	ServiceLB string // auto, ebpf, userspace or off
+	// Containerd configures OCI containers.
+	Containerd edgeagent.ContainerdConfig
 }
 
 // RunAgent runs an edge agent until ctx ends.
 func RunAgent(ctx context.Context, o AgentOptions, log *slog.Logger) error {
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: o.Name, Labels: o.Labels, NATSURL: o.Server, Token: o.Token,
-		DataDir: o.DataDir, Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB, Log: log,
+		DataDir: o.DataDir, Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB,
+		Containerd: o.Containerd, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -118,6 +121,7 @@ type UpOptions struct {
 	Address     string
 	PortRange   [2]int
 	ServiceLB   string
+	Containerd  edgeagent.ContainerdConfig
 	ContextPath string
 	Version     string
 }
@@ -136,7 +140,8 @@ func RunUp(ctx context.Context, o UpOptions, out io.Writer, log *slog.Logger) er
 	// The agent shares the server's connection: one process, one client.
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: o.Name, Conn: s.Conn(), DataDir: filepath.Join(o.DataDir, "agent"),
-		Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB, Log: log,
+		Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB,
+		Containerd: o.Containerd, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("start local agent: %w", err)

@@ -170,6 +170,9 @@ func (d *describer) container(level int, c api.Container, cs *api.ContainerStatu
 	d.line(l, "Image:\t%s", c.Image)
 	if cs != nil {
 		d.line(l, "Image ID:\t%s", cs.ImageID)
+		if cs.ContainerID != "" {
+			d.line(l, "Container ID:\t%s", cs.ContainerID)
+		}
 	}
 	runtime := c.Runtime
 	if runtime == "" {

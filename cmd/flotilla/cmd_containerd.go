@@ -1,0 +1,37 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/flotilla-edge/flotilla/cmd/flotilla/internal/config"
+	"github.com/flotilla-edge/flotilla/edgeagent"
+	"github.com/flotilla-edge/flotilla/edgeagent/oci"
+)
+
+// containerdFlags adds the OCI runtime's flags to agent or up; each is
+// also read from FLOTILLA_<KEY> and the config file through viper.
+func (r *root) containerdFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("containerd-socket", edgeagent.DefaultContainerdSocket, "containerd socket for OCI containers (K3s: /run/k3s/containerd/containerd.sock; \"off\" runs wasm only) (env FLOTILLA_CONTAINERD_SOCKET)")
+	f.String("containerd-namespace", oci.DefaultNamespace, "containerd namespace of the agent's containers (env FLOTILLA_CONTAINERD_NAMESPACE)")
+	f.String("containerd-snapshotter", "", "containerd snapshotter (default: the namespace's default, else overlayfs if it works, else native) (env FLOTILLA_CONTAINERD_SNAPSHOTTER)")
+	f.Bool("image-registry-pull", true, "pull OCI images missing on the node from their registry; false for air-gapped fleets that use `flotilla image import` (env FLOTILLA_IMAGE_REGISTRY_PULL)")
+	for flag, key := range map[string]string{
+		"containerd-socket":      config.KeyContainerdSocket,
+		"containerd-namespace":   config.KeyContainerdNamespace,
+		"containerd-snapshotter": config.KeyContainerdSnapshotter,
+		"image-registry-pull":    config.KeyImageRegistryPull,
+	} {
+		_ = r.v.BindPFlag(key, f.Lookup(flag))
+	}
+}
+
+// containerdConfig resolves the OCI runtime settings (flag > env > file).
+func (r *root) containerdConfig() edgeagent.ContainerdConfig {
+	return edgeagent.ContainerdConfig{
+		Socket:         r.v.GetString(config.KeyContainerdSocket),
+		Namespace:      r.v.GetString(config.KeyContainerdNamespace),
+		Snapshotter:    r.v.GetString(config.KeyContainerdSnapshotter),
+		NoRegistryPull: !r.v.GetBool(config.KeyImageRegistryPull),
+	}
+}
