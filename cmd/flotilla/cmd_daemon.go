@@ -80,6 +80,7 @@ func (r *root) agentCmd() *cobra.Command {
 	f.StringVar(&o.Address, "address", "", "address advertised for pod ports (default: first non-loopback IPv4)")
 	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
 	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	f.BoolVar(&o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies on this node's wasm pods' outbound calls")
 	r.containerdFlags(cmd)
 	return cmd
 }
@@ -114,6 +115,7 @@ func (r *root) upCmd() *cobra.Command {
 	f.StringVar(&o.Address, "address", "127.0.0.1", "address of the local node's pod ports")
 	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
 	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	f.BoolVar(&o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies on this node's wasm pods' outbound calls")
 	r.containerdFlags(cmd)
 	return cmd
 }

@@ -92,6 +92,8 @@ type AgentOptions struct {
 	Address   string
 	PortRange [2]int
 	ServiceLB string // auto, ebpf, userspace or off
+	// NetworkPolicy enforces NetworkPolicies on this node's pods.
+	NetworkPolicy bool
 	// Containerd configures OCI containers.
 	Containerd edgeagent.ContainerdConfig
 }
@@ -101,7 +103,7 @@ func RunAgent(ctx context.Context, o AgentOptions, log *slog.Logger) error {
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: o.Name, Labels: o.Labels, NATSURL: o.Server, Token: o.Token,
 		DataDir: o.DataDir, Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB,
-		Containerd: o.Containerd, Log: log,
+		NetworkPolicy: o.NetworkPolicy, Containerd: o.Containerd, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -115,15 +117,17 @@ func RunAgent(ctx context.Context, o AgentOptions, log *slog.Logger) error {
 
 // UpOptions configure `flotilla up`.
 type UpOptions struct {
-	DataDir     string
-	Listen      string
-	Name        string
-	Address     string
-	PortRange   [2]int
-	ServiceLB   string
-	Containerd  edgeagent.ContainerdConfig
-	ContextPath string
-	Version     string
+	DataDir   string
+	Listen    string
+	Name      string
+	Address   string
+	PortRange [2]int
+	ServiceLB string
+	// NetworkPolicy enforces NetworkPolicies on the local node's pods.
+	NetworkPolicy bool
+	Containerd    edgeagent.ContainerdConfig
+	ContextPath   string
+	Version       string
 }
 
 // RunUp runs a control plane with its embedded NATS and a local agent in
@@ -141,7 +145,7 @@ func RunUp(ctx context.Context, o UpOptions, out io.Writer, log *slog.Logger) er
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: o.Name, Conn: s.Conn(), DataDir: filepath.Join(o.DataDir, "agent"),
 		Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB,
-		Containerd: o.Containerd, Log: log,
+		NetworkPolicy: o.NetworkPolicy, Containerd: o.Containerd, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("start local agent: %w", err)
