@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
