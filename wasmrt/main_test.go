@@ -36,6 +36,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv(loadgenEnv); url != "" {
+		os.Exit(runLoadgen(url))
+	}
 	code, err := setup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wasmrt test setup:", err)

@@ -484,16 +484,20 @@ func TestAdoptAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "the server to listen", func() bool { return strings.Contains(err1.String(), "listening") })
-	if _, err := get("http://127.0.0.1:" + port + "/before"); err != nil {
-		t.Fatal(err)
-	}
+	// Retried: the first connection can race the server's accept loop.
+	eventually(t, 10*time.Second, "GET /before", func() bool {
+		_, err := get("http://127.0.0.1:" + port + "/before")
+		return err == nil
+	})
 	eventually(t, 5*time.Second, "output before the restart", func() bool { return strings.Contains(out1.String(), "request /before") })
 	r1.Close() // the agent goes away; the container stays
 
 	// Output produced while no agent runs is kept in the log file.
-	if _, err := get("http://127.0.0.1:" + port + "/between"); err != nil {
-		t.Fatal(err)
-	}
+	// Retried: the first connection can race the server's accept loop.
+	eventually(t, 10*time.Second, "GET /between", func() bool {
+		_, err := get("http://127.0.0.1:" + port + "/between")
+		return err == nil
+	})
 
 	r2 := newRuntime(t, logDir)
 	t.Cleanup(func() {

@@ -148,6 +148,9 @@ func answer(fd int, name string) {
 	buf := make([]byte, 4096)
 	for !strings.Contains(string(req), "\r\n\r\n") && len(req) < 64<<10 {
 		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue // Go's runtime preempts goroutines with signals
+		}
 		if err != nil || n <= 0 {
 			return
 		}
@@ -163,6 +166,9 @@ func answer(fd int, name string) {
 		"\r\nConnection: close\r\n\r\n" + body
 	for b := []byte(resp); len(b) > 0; {
 		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
 		if err != nil || n <= 0 {
 			return
 		}
