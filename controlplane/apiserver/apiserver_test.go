@@ -152,7 +152,7 @@ func TestInvalidObjectsNameTheFieldAndStoreNothing(t *testing.T) {
 
 func TestWatchDeliversCreateUpdateDeleteInOrder(t *testing.T) {
 	_, c := startServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	events, err := c.Watch(ctx, "deployments", "default", "app=web")
 	if err != nil {
