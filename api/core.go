@@ -229,12 +229,17 @@ type Container struct {
 	Runtime string `json:"runtime,omitempty"`
 	// Image is the module reference NAME:TAG or NAME@sha256:HEX (wasm) or
 	// an OCI image reference [HOST/]PATH[:TAG][@DIGEST] (oci).
-	Image     string               `json:"image"`
-	Args      []string             `json:"args,omitempty"`
-	Env       []EnvVar             `json:"env,omitempty"`
-	Ports     []ContainerPort      `json:"ports,omitempty"`
-	Resources ResourceRequirements `json:"resources,omitempty"`
-	EnvFrom   []EnvFromSource      `json:"envFrom,omitempty"`
+	Image string `json:"image"`
+	// Command replaces the image's entrypoint and Args its cmd, as in
+	// Kubernetes. Command and WorkingDir are for OCI containers only; a
+	// wasm module gets Args as its argv after the module name.
+	Command    []string             `json:"command,omitempty"`
+	Args       []string             `json:"args,omitempty"`
+	WorkingDir string               `json:"workingDir,omitempty"`
+	Env        []EnvVar             `json:"env,omitempty"`
+	Ports      []ContainerPort      `json:"ports,omitempty"`
+	Resources  ResourceRequirements `json:"resources,omitempty"`
+	EnvFrom    []EnvFromSource      `json:"envFrom,omitempty"`
 	// VolumeMounts place the pod's volumes in this container.
 	VolumeMounts []VolumeMount `json:"volumeMounts,omitempty"`
 	// ReadinessProbe decides when the container is ready; without one an

@@ -298,9 +298,18 @@ func validatePodSpec(fe *FieldErrors, path string, s *PodSpec) {
 			if err := ValidModuleRef(c.Image); err != nil {
 				fe.add(p+".image", "%v", err)
 			}
+			if len(c.Command) > 0 {
+				fe.add(p+".command", "not supported for wasm modules; use args")
+			}
+			if c.WorkingDir != "" {
+				fe.add(p+".workingDir", "not supported for wasm modules")
+			}
 		case RuntimeOCI:
 			if err := ValidImageRef(c.Image); err != nil {
 				fe.add(p+".image", "%v", err)
+			}
+			if c.WorkingDir != "" && !strings.HasPrefix(c.WorkingDir, "/") {
+				fe.add(p+".workingDir", "must be an absolute path")
 			}
 		default:
 			fe.add(p+".runtime", "%q is not wasm or oci", c.Runtime)

@@ -47,6 +47,9 @@ type ContainerdConfig struct {
 	// RetryInterval is how often a missing containerd is dialled again;
 	// default 10s.
 	RetryInterval time.Duration
+	// Registries sets mirrors and credentials by registry host
+	// ("docker.io", "ghcr.io", "registry.local:5000").
+	Registries map[string]oci.Registry
 }
 
 func (c *ContainerdConfig) setDefaults(dataDir string) {
@@ -120,7 +123,7 @@ func (a *Agent) connectContainerd(ctx context.Context) bool {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rt, err := oci.New(cctx, oci.Config{Socket: cc.Socket, Namespace: cc.Namespace, Snapshotter: cc.Snapshotter, LogDir: cc.LogDir, Log: a.log})
+	rt, err := oci.New(cctx, oci.Config{Socket: cc.Socket, Namespace: cc.Namespace, Snapshotter: cc.Snapshotter, LogDir: cc.LogDir, Registries: cc.Registries, Log: a.log})
 	if err != nil {
 		a.oci.mu.Lock()
 		first := a.oci.err == nil

@@ -335,7 +335,10 @@ func (r *podRunner) startOCI(ctx context.Context, i int, rt *oci.Runtime, digest
 	spec := oci.Spec{
 		ID:          ociID(r.pod.UID, c.Name, restarts),
 		Image:       c.Image,
+		Command:     c.Command,
 		Args:        c.Args,
+		WorkingDir:  c.WorkingDir,
+		ResolvConf:  r.a.ociResolvConf(r.pod.Namespace),
 		Env:         r.env(port, cc.env),
 		MemoryLimit: memoryLimit(c),
 		Stdout:      stdout,

@@ -3,6 +3,7 @@ package edgeagent
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -82,4 +83,44 @@ func (a *Agent) DNSAddr() string {
 // caller identifies the pod to the host module.
 func (r *podRunner) caller() hostcall.Caller {
 	return hostcall.Caller{Namespace: r.pod.Namespace, Pod: r.pod.Name}
+}
+
+// hostResolvConf is the node's resolver configuration, whose nameservers
+// follow the cluster DNS in containers' resolv.conf.
+const hostResolvConf = "/etc/resolv.conf"
+
+// containerNameserver is the cluster DNS address as a resolv.conf
+// nameserver for OCI containers, which share the host's network: any
+// address the agent serves on is reachable from them, but resolv.conf has
+// no port syntax, so only a server on port 53 qualifies. A wildcard
+// address is reached through loopback.
+func containerNameserver(dnsAddr string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(dnsAddr)
+	if err != nil || ap.Port() != 53 {
+		return netip.Addr{}, false
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsUnspecified() {
+		if ip.Is4() {
+			return netip.AddrFrom4([4]byte{127, 0, 0, 1}), true
+		}
+		return netip.IPv6Loopback(), true
+	}
+	return ip, true
+}
+
+// ociResolvConf renders the /etc/resolv.conf of an OCI container of a pod
+// in namespace: the cluster DNS, then the node's resolvers, with the
+// cluster search path. It is "" (the container gets the host's file) when
+// the agent serves no cluster DNS usable from containers.
+func (a *Agent) ociResolvConf(namespace string) string {
+	ns, ok := containerNameserver(a.DNSAddr())
+	if !ok {
+		return ""
+	}
+	ups, err := dns.HostUpstreams(hostResolvConf, ns)
+	if err != nil {
+		a.log.Warn("containers get the cluster DNS only", "err", err)
+	}
+	return dns.ResolvConf{Nameserver: ns, Upstreams: ups, Namespace: namespace, Domain: a.cfg.ClusterDomain}.Render()
 }

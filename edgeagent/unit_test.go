@@ -79,3 +79,26 @@ func TestLineWriterSplitsLinesAndDropsWhenFull(t *testing.T) {
 		t.Errorf("dropped = %d, want 1", n)
 	}
 }
+
+func TestContainerNameserver(t *testing.T) {
+	tests := []struct {
+		addr string
+		want string // "" means none
+	}{
+		{"127.0.0.153:53", "127.0.0.153"},
+		{"10.0.0.7:53", "10.0.0.7"},
+		{"0.0.0.0:53", "127.0.0.1"},
+		{"[::]:53", "::1"},
+		{"[::ffff:10.0.0.7]:53", "10.0.0.7"},
+		{"127.0.0.153:5353", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			got, ok := containerNameserver(tt.addr)
+			if (tt.want == "") != !ok || (ok && got.String() != tt.want) {
+				t.Fatalf("containerNameserver(%q) = %v, %v; want %q", tt.addr, got, ok, tt.want)
+			}
+		})
+	}
+}

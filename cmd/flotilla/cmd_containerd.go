@@ -26,12 +26,18 @@ func (r *root) containerdFlags(cmd *cobra.Command) {
 	}
 }
 
-// containerdConfig resolves the OCI runtime settings (flag > env > file).
-func (r *root) containerdConfig() edgeagent.ContainerdConfig {
+// containerdConfig resolves the OCI runtime settings (flag > env > file;
+// registries from the file only).
+func (r *root) containerdConfig() (edgeagent.ContainerdConfig, error) {
+	regs, err := config.Registries(r.v)
+	if err != nil {
+		return edgeagent.ContainerdConfig{}, err
+	}
 	return edgeagent.ContainerdConfig{
 		Socket:         r.v.GetString(config.KeyContainerdSocket),
 		Namespace:      r.v.GetString(config.KeyContainerdNamespace),
 		Snapshotter:    r.v.GetString(config.KeyContainerdSnapshotter),
 		NoRegistryPull: !r.v.GetBool(config.KeyImageRegistryPull),
-	}
+		Registries:     regs,
+	}, nil
 }

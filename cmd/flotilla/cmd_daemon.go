@@ -66,7 +66,9 @@ func (r *root) agentCmd() *cobra.Command {
 				return err
 			}
 			o.Server, o.Token = s.Server, s.Token
-			o.Containerd = r.containerdConfig()
+			if o.Containerd, err = r.containerdConfig(); err != nil {
+				return err
+			}
 			setAgentVersion()
 			ctx, cancel := untilSignal(cmd.Context())
 			defer cancel()
@@ -98,7 +100,9 @@ func (r *root) upCmd() *cobra.Command {
 				return err
 			}
 			o.ContextPath = path
-			o.Containerd = r.containerdConfig()
+			if o.Containerd, err = r.containerdConfig(); err != nil {
+				return err
+			}
 			if o.PortRange, err = daemon.ParsePortRange(ports); err != nil {
 				return err
 			}

@@ -49,6 +49,10 @@ type Spec struct {
 	// Env entries ("K=V") override the image's.
 	Env        []string
 	WorkingDir string
+	// ResolvConf, when set, is the content of the container's
+	// /etc/resolv.conf (written next to its logs and bind-mounted
+	// read-only); empty gives the host's.
+	ResolvConf string
 	// MemoryLimit in bytes (0: none); CPUMilli in millicores (0: none).
 	MemoryLimit int64
 	CPUMilli    int64
@@ -127,6 +131,20 @@ func (r *Runtime) fileIOCreator(id string) (cio.Creator, error) {
 	}, nil
 }
 
+// writeResolvConf writes a container's resolv.conf into its log
+// directory, which goes away with the container.
+func (r *Runtime) writeResolvConf(id, content string) (string, error) {
+	d := filepath.Join(r.cfg.LogDir, id)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return "", fmt.Errorf("container %s resolv.conf: %w", id, err)
+	}
+	p := filepath.Join(d, "resolv.conf")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		return "", fmt.Errorf("container %s resolv.conf: %w", id, err)
+	}
+	return p, nil
+}
+
 func validID(id string) error {
 	if id == "" || len(id) > 76 || strings.ContainsAny(id, "/\\ \t\n:") || id == "." || id == ".." {
 		return fmt.Errorf("invalid container id %q", id)
@@ -153,7 +171,15 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Container, retErr error
 		ctroci.WithImageConfigArgs(img, s.Args),
 		ctroci.WithHostNamespace(specs.NetworkNamespace),
 		ctroci.WithHostHostsFile,
-		ctroci.WithHostResolvconf,
+	}
+	if s.ResolvConf == "" {
+		opts = append(opts, ctroci.WithHostResolvconf)
+	} else {
+		p, err := r.writeResolvConf(s.ID, s.ResolvConf)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, ctroci.WithMounts([]specs.Mount{{Type: "bind", Source: p, Destination: "/etc/resolv.conf", Options: []string{"rbind", "ro"}}}))
 	}
 	if len(s.Command) > 0 {
 		opts = append(opts, ctroci.WithProcessArgs(append(append([]string{}, s.Command...), s.Args...)...))

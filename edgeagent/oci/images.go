@@ -96,9 +96,9 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, pull bool) (strin
 	img, name, err := r.getImage(ctx, ref)
 	if errors.Is(err, ErrImageNotFound) && pull {
 		r.log.Info("pulling image", "ref", name)
-		img, err = r.client.Pull(ctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.snapshotter))
+		img, err = r.client.Pull(ctx, name, containerd.WithPullUnpack, containerd.WithPullSnapshotter(r.snapshotter), containerd.WithResolver(r.resolver()))
 		if err != nil {
-			return "", fmt.Errorf("%w: %s: pull failed: %v", ErrImageNotFound, ref, err)
+			return "", fmt.Errorf("%w: %s: pull from %s failed: %v", ErrImageNotFound, ref, r.pullSource(name), err)
 		}
 	}
 	if err != nil {

@@ -438,14 +438,37 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-func TestCommandOverride(t *testing.T) {
+func TestCommandWorkingDirAndResolvConf(t *testing.T) {
 	r := newRuntime(t, "")
 	ref := importServer(t, r)
-	var out syncBuf
-	c := start(t, r, oci.Spec{ID: containerID(t, "cmd"), Image: ref, Command: []string{"/server"}, Args: []string{"-exec-echo", "from-command"}, WorkingDir: "/tmp", Stdout: &out})
-	st, err := c.Wait(ctxT(t, 30*time.Second))
-	if err != nil || st.Reason != oci.ReasonCompleted || out.String() != "from-command\n" {
-		t.Fatalf("exit %+v, %v, stdout %q", st, err, out.String())
+	const resolv = "nameserver 127.0.0.153\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
+	host, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		spec    oci.Spec
+		code    int
+		wantOut string
+	}{
+		{"command replaces the entrypoint", oci.Spec{Command: []string{"/server"}, Args: []string{"-exec-echo", "from-command"}}, 0, "from-command\n"},
+		{"command with exit code", oci.Spec{Command: []string{"/server", "-exit", "3"}}, 3, "exiting with 3\n"},
+		{"image working dir", oci.Spec{Args: []string{"-pwd", "-exit", "0"}}, 0, "pwd /\nexiting with 0\n"},
+		{"working dir", oci.Spec{Args: []string{"-pwd", "-exit", "0"}, WorkingDir: "/tmp"}, 0, "pwd /tmp\nexiting with 0\n"},
+		{"resolv.conf given", oci.Spec{Args: []string{"-cat", "/etc/resolv.conf", "-exit", "0"}, ResolvConf: resolv}, 0, resolv + "exiting with 0\n"},
+		{"host resolv.conf", oci.Spec{Args: []string{"-cat", "/etc/resolv.conf", "-exit", "0"}}, 0, string(host) + "exiting with 0\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out syncBuf
+			s := tt.spec
+			s.ID, s.Image, s.Stdout = containerID(t, "spec"), ref, &out
+			c := start(t, r, s)
+			st, err := c.Wait(ctxT(t, 30*time.Second))
+			if err != nil || st.Code != tt.code || out.String() != tt.wantOut {
+				t.Fatalf("exit %+v, %v, stdout %q, want code %d and %q", st, err, out.String(), tt.code, tt.wantOut)
+			}
+		})
 	}
 }
 

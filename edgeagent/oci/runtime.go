@@ -58,6 +58,9 @@ type Config struct {
 	// exec FIFOs; DefaultLogDir when empty. It must survive agent restarts
 	// for Adopt to continue logs.
 	LogDir string
+	// Registries configures mirrors and credentials by registry host
+	// ("docker.io", "ghcr.io", ...); others are pulled anonymously.
+	Registries map[string]Registry
 }
 
 // Runtime runs OCI containers through containerd.
@@ -90,6 +93,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if err := validateRegistries(cfg.Registries); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(cfg.Socket); err != nil {
 		return nil, fmt.Errorf("containerd socket %s not reachable: %w", cfg.Socket, err)

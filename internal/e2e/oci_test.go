@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -356,4 +357,48 @@ func TestMissingContainerdSocketMarksTheNodeAndWasmPodsStillRun(t *testing.T) {
 		}
 		return false
 	})
+}
+
+func TestOCIContainerCommandWorkingDirAndClusterDNS(t *testing.T) {
+	cc := testfleet.ContainerdForTest(t)
+	// A loopback address of the test's own on port 53 (containers share
+	// the host network, and resolv.conf has no port syntax).
+	dnsIP := fmt.Sprintf("127.0.%d.%d", 100+time.Now().UnixNano()%100, 2+time.Now().UnixNano()%250)
+	f := testfleet.Start(t, testfleet.AgentSpec{Name: "pi-1", Containerd: cc, ClusterDNSAddr: dnsIP + ":53"})
+	if got := f.Agents["pi-1"].DNSAddr(); got != dnsIP+":53" {
+		t.Fatalf("cluster DNS serves on %q, want %s:53", got, dnsIP)
+	}
+	image := importImage(t, f, "cmd")
+	pod := &api.Pod{ObjectMeta: api.ObjectMeta{Name: "cmd", Namespace: "default"}, Spec: api.PodSpec{
+		RestartPolicy: api.RestartNever,
+		Containers: []api.Container{{Name: "c", Image: image,
+			Command:    []string{ocitest.ServerPath, "-pwd", "-cat", "/etc/resolv.conf"},
+			Args:       []string{"-exit", "3"},
+			WorkingDir: "/tmp"}},
+	}}
+	if _, err := f.Client.Create(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	testfleet.WaitFor(t, "the container exited", 60*time.Second, func() bool {
+		cs := podStatus(t, f, "cmd").Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Terminated != nil
+	})
+	if term := podStatus(t, f, "cmd").Status.ContainerStatuses[0].State.Terminated; term.ExitCode != 3 {
+		t.Fatalf("terminated %+v, want exit code 3 (command and args honoured)", term)
+	}
+	var out string
+	testfleet.WaitFor(t, "the container's output in the logs", 30*time.Second, func() bool {
+		out, _, _ = runCLI(t, f, "logs", "cmd")
+		return strings.Contains(out, "exiting with 3")
+	})
+	for _, want := range []string{
+		"pwd /tmp\n",
+		"nameserver " + dnsIP + "\n",
+		"search default.svc.cluster.local svc.cluster.local cluster.local\n",
+		"options ndots:5\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
 }

@@ -4,6 +4,7 @@
 package testfleet
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -32,6 +33,9 @@ type AgentSpec struct {
 	Containerd *edgeagent.ContainerdConfig
 	// DataDir is t.TempDir() when empty; reuse one to restart an agent.
 	DataDir string
+	// ClusterDNSAddr is where the agent serves cluster DNS; "off" when
+	// empty, since only one agent of the machine could bind an address.
+	ClusterDNSAddr string
 }
 
 // Fleet is a running test fleet.
@@ -98,7 +102,7 @@ func (f *Fleet) StartAgent(t testing.TB, spec AgentSpec) *edgeagent.Agent {
 		DataDir: spec.DataDir, Address: "127.0.0.1", HeartbeatInterval: time.Second, Log: Logger().With("node", spec.Name),
 		// Agents of one test share the machine: only one could bind the
 		// cluster DNS address.
-		ClusterDNSAddr: "off",
+		ClusterDNSAddr: cmp.Or(spec.ClusterDNSAddr, edgeagent.ClusterDNSOff),
 		Containerd:     cc,
 	})
 	if err != nil {

@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/edgeagent/oci"
 )
 
 // ErrNoFleet is returned when no server URL is configured anywhere; it tells
@@ -32,7 +34,32 @@ const (
 	KeyContainerdNamespace   = "containerd_namespace"
 	KeyContainerdSnapshotter = "containerd_snapshotter"
 	KeyImageRegistryPull     = "image_registry_pull"
+	// KeyContainerdRegistries is the config file section of registry
+	// mirrors and credentials (config file only):
+	//
+	//	containerd:
+	//	  registries:
+	//	    docker.io:
+	//	      mirrors: ["http://10.0.0.5:5000"]
+	//	      username: pi
+	//	      password: ...
+	KeyContainerdRegistries = "containerd.registries"
 )
+
+// Registries decodes the containerd.registries section: registry host ->
+// mirrors (mirrors_only) and credentials.
+func Registries(v *viper.Viper) (map[string]oci.Registry, error) {
+	if !v.IsSet(KeyContainerdRegistries) {
+		return nil, nil
+	}
+	var regs map[string]oci.Registry
+	if err := v.UnmarshalKey(KeyContainerdRegistries, &regs, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+	}); err != nil {
+		return nil, fmt.Errorf("config %s: %w", KeyContainerdRegistries, err)
+	}
+	return regs, nil
+}
 
 // Context is the content of the context file.
 type Context struct {

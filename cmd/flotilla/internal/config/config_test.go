@@ -4,9 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/flotilla-edge/flotilla/edgeagent/oci"
 )
 
 func TestResolvePrecedence(t *testing.T) {
@@ -93,5 +97,57 @@ func TestClientURL(t *testing.T) {
 		if got := ClientURL(in); got != want {
 			t.Errorf("ClientURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRegistriesFromConfigFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		want    map[string]oci.Registry
+		wantErr string
+	}{
+		{"none", "server: nats://x:4222\n", nil, ""},
+		{"mirrors and credentials", `
+containerd_socket: /run/containerd/containerd.sock
+containerd:
+  registries:
+    docker.io:
+      mirrors: ["http://10.0.0.5:5000", "https://mirror.example"]
+      username: pi
+      password: s3cret
+    registry.local:5000:
+      mirrors: ["http://10.0.0.5:5001"]
+      mirrors_only: true
+`, map[string]oci.Registry{
+			"docker.io":           {Mirrors: []string{"http://10.0.0.5:5000", "https://mirror.example"}, Username: "pi", Password: "s3cret"},
+			"registry.local:5000": {Mirrors: []string{"http://10.0.0.5:5001"}, MirrorsOnly: true},
+		}, ""},
+		{"unknown key", "containerd:\n  registries:\n    docker.io:\n      mirror: http://x\n", nil, "containerd.registries"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			v := NewViper()
+			if err := ReadConfigFile(v, path); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Registries(v)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Registries = %v, %v; want an error naming %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Registries = %#v, %v; want %#v", got, err, tt.want)
+			}
+			if v.GetString(KeyContainerdSocket) != "" && v.GetString(KeyContainerdSocket) != "/run/containerd/containerd.sock" {
+				t.Fatalf("flat key beside the section: %q", v.GetString(KeyContainerdSocket))
+			}
+		})
 	}
 }

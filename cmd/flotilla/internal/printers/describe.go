@@ -183,11 +183,19 @@ func (d *describer) container(level int, c api.Container, cs *api.ContainerStatu
 	}
 	d.line(l, "Runtime:\t%s", runtime)
 	d.ports(l, c.Ports, cs)
-	if len(c.Args) > 0 {
-		d.line(l, "Args:")
-		for _, a := range c.Args {
-			d.line(l+1, "%s", a)
+	for _, list := range []struct {
+		title string
+		items []string
+	}{{"Command:", c.Command}, {"Args:", c.Args}} {
+		if len(list.items) > 0 {
+			d.line(l, "%s", list.title)
+			for _, a := range list.items {
+				d.line(l+1, "%s", a)
+			}
 		}
+	}
+	if c.WorkingDir != "" {
+		d.line(l, "Working Dir:	%s", c.WorkingDir)
 	}
 	if cs != nil {
 		d.state(l, "State", cs.State)

@@ -13,6 +13,8 @@
 //	-exit N           print "exiting with N" and exit with code N
 //	-exec-echo S      print S on stdout and exit 0 (used through Exec)
 //	-exec-exit N      print "exec" on stderr and exit N (used through Exec)
+//	-pwd              print "pwd <working dir>" on stdout, then go on
+//	-cat PATH         print the file PATH on stdout, then go on
 package main
 
 import (
@@ -63,6 +65,18 @@ func main() {
 		case "-exec-echo":
 			say(os.Stdout, arg())
 			return
+		case "-pwd":
+			wd, err := os.Getwd()
+			if err != nil {
+				fail("getwd: ", err.Error())
+			}
+			say(os.Stdout, "pwd ", wd)
+		case "-cat":
+			b, err := os.ReadFile(arg())
+			if err != nil {
+				fail("cat: ", err.Error())
+			}
+			os.Stdout.Write(b)
 		case "-exec-exit":
 			n := arg()
 			say(os.Stderr, "exec")
