@@ -4,82 +4,60 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"time"
+	"sync"
 
 	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/api/client"
 )
 
-// ResyncEvery restarts the watches: a watch whose server went away (a
-// restart, a lease move) goes silent rather than failing, and a fresh
-// replay repairs whatever was missed.
-var ResyncEvery = 2 * time.Minute
-
 // Feed keeps store in step with the fleet's Services and EndpointSlices in
-// every namespace until ctx ends. It blocks; run it in a goroutine. Each
-// (re)started watch replays the current objects, and objects that were not
-// replayed are dropped once the replay ends (SYNCED).
+// every namespace until ctx ends. It blocks; run it in a goroutine.
 func Feed(ctx context.Context, c *client.Client, store *Store, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
 	}
-	done := make(chan struct{}, 2)
-	go func() { feedKind(ctx, c, "Service", store, log); done <- struct{}{} }()
-	go func() { feedKind(ctx, c, "EndpointSlice", store, log); done <- struct{}{} }()
-	<-done
-	<-done
+	log = log.With("component", "dns")
+	var wg sync.WaitGroup
+	for _, kind := range []string{"Service", "EndpointSlice"} {
+		m := &mirror{store: store, kind: kind, log: log, known: map[[2]string]bool{}}
+		wg.Go(func() { c.Reflect(ctx, kind, m, log) })
+	}
+	wg.Wait()
 }
 
-// feedKind runs one kind's watch, restarting it when it ends or on resync.
-func feedKind(ctx context.Context, c *client.Client, kind string, store *Store, log *slog.Logger) {
-	known := map[[2]string]bool{} // (ns, name) applied to the store
-	retry := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithTimeout(ctx, ResyncEvery)
-		events, err := c.Watch(wctx, kind, "", "")
-		if err != nil {
-			cancel()
-			log.Warn("dns: watch", "kind", kind, "err", err, "retry_in", retry)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retry):
-			}
-			retry = min(retry*2, 5*time.Second)
-			continue
-		}
-		retry = 200 * time.Millisecond
-		seen := map[[2]string]bool{}
-		syncing := true
-		for ev := range events {
-			if ev.Type == "SYNCED" {
-				for k := range known {
-					if !seen[k] {
-						remove(store, kind, k[0], k[1])
-						delete(known, k)
-					}
-				}
-				syncing = false
-				continue
-			}
-			if ev.Object == nil {
-				continue
-			}
-			meta := ev.Object.GetMeta()
-			k := [2]string{meta.Namespace, meta.Name}
-			if ev.Type == "DELETED" {
-				remove(store, kind, k[0], k[1])
-				delete(known, k)
-				continue
-			}
-			if syncing {
-				seen[k] = true
-			}
-			apply(store, ev.Object, log)
-			known[k] = true
-		}
-		cancel()
+// mirror applies one kind's objects to the store.
+type mirror struct {
+	store *Store
+	kind  string
+	log   *slog.Logger
+	known map[[2]string]bool // (ns, name) applied to the store
+}
+
+func (m *mirror) Replace(objs []api.Object) {
+	seen := map[[2]string]bool{}
+	for _, o := range objs {
+		meta := o.GetMeta()
+		seen[[2]string{meta.Namespace, meta.Name}] = true
+		apply(m.store, o, m.log)
 	}
+	for k := range m.known {
+		if !seen[k] {
+			remove(m.store, m.kind, k[0], k[1])
+		}
+	}
+	m.known = seen
+}
+
+func (m *mirror) Apply(o api.Object, deleted bool) {
+	meta := o.GetMeta()
+	k := [2]string{meta.Namespace, meta.Name}
+	if deleted {
+		remove(m.store, m.kind, k[0], k[1])
+		delete(m.known, k)
+		return
+	}
+	apply(m.store, o, m.log)
+	m.known[k] = true
 }
 
 func remove(store *Store, kind, ns, name string) {

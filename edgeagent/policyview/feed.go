@@ -4,14 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"time"
 
+	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/api/client"
 )
-
-// ResyncEvery restarts the watches: a watch whose server went away goes
-// silent rather than failing, and a fresh replay repairs what was missed.
-var ResyncEvery = 2 * time.Minute
 
 // Feed keeps v in step with the fleet until ctx ends. It blocks.
 func Feed(ctx context.Context, c *client.Client, v *View, log *slog.Logger) {
@@ -21,60 +17,39 @@ func Feed(ctx context.Context, c *client.Client, v *View, log *slog.Logger) {
 	log = log.With("component", "policyview")
 	var wg sync.WaitGroup
 	for _, kind := range Kinds {
-		wg.Go(func() { feedKind(ctx, c, kind, v, log) })
+		wg.Go(func() { c.Reflect(ctx, kind, mirror{v: v, kind: kind}, log) })
 	}
 	wg.Wait()
 }
 
-// feedKind runs one kind's watch, restarting it when it ends. Objects not
-// replayed by a fresh watch are dropped once the replay ends (SYNCED), so a
-// re-list never empties the view in between.
-func feedKind(ctx context.Context, c *client.Client, kind string, v *View, log *slog.Logger) {
-	retry := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithTimeout(ctx, ResyncEvery)
-		events, err := c.Watch(wctx, kind, "", "")
-		if err != nil {
-			cancel()
-			log.Warn("watch failed", "kind", kind, "err", err, "retry_in", retry)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retry):
-			}
-			retry = min(retry*2, 5*time.Second)
-			continue
-		}
-		retry = 200 * time.Millisecond
-		seen := map[string]bool{}
-		syncing := true
-		for ev := range events {
-			if ev.Type == "SYNCED" {
-				for _, k := range v.Keys(kind) {
-					if !seen[k] {
-						ns, name := splitKey(k)
-						v.Delete(kind, ns, name)
-					}
-				}
-				syncing = false
-				v.MarkSynced(kind)
-				continue
-			}
-			if ev.Object == nil {
-				continue
-			}
-			m := ev.Object.GetMeta()
-			if ev.Type == "DELETED" {
-				v.Delete(kind, m.Namespace, m.Name)
-				continue
-			}
-			if syncing {
-				seen[key(m)] = true
-			}
-			v.Set(ev.Object)
-		}
-		cancel()
+// mirror applies one kind's objects to the view.
+type mirror struct {
+	v    *View
+	kind string
+}
+
+func (m mirror) Replace(objs []api.Object) {
+	seen := map[string]bool{}
+	for _, o := range objs {
+		seen[key(o.GetMeta())] = true
+		m.v.Set(o)
 	}
+	for _, k := range m.v.Keys(m.kind) {
+		if !seen[k] {
+			ns, name := splitKey(k)
+			m.v.Delete(m.kind, ns, name)
+		}
+	}
+	m.v.MarkSynced(m.kind)
+}
+
+func (m mirror) Apply(o api.Object, deleted bool) {
+	if deleted {
+		meta := o.GetMeta()
+		m.v.Delete(m.kind, meta.Namespace, meta.Name)
+		return
+	}
+	m.v.Set(o)
 }
 
 func splitKey(k string) (ns, name string) {

@@ -132,42 +132,27 @@ func (c *Controller) Stop() {
 	}
 }
 
-// follow mirrors one kind into memory, re-watching when a watch ends. A
-// re-list replaces the old view only once complete (SYNCED), so a server
-// restart never empties the datapath.
+// follow mirrors one kind into memory; see client.Reflect.
 func (c *Controller) follow(ctx context.Context, kind string) {
-	backoff := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		events, err := c.cfg.Client.Watch(ctx, kind, "", "")
-		if err != nil {
-			c.log.Warn("watch", "kind", kind, "err", err)
-		} else {
-			fresh := map[string]api.Object{}
-			listing := true
-			for ev := range events {
-				backoff = 200 * time.Millisecond
-				if ev.Type == "SYNCED" {
-					listing = false
-					c.replace(kind, fresh)
-					continue
-				}
-				if ev.Object == nil {
-					continue
-				}
-				k := ev.Object.GetMeta().Namespace + "/" + ev.Object.GetMeta().Name
-				if listing {
-					fresh[k] = ev.Object
-					continue
-				}
-				c.update(kind, k, ev.Type == "DELETED", ev.Object)
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	c.cfg.Client.Reflect(ctx, kind, mirror{c: c, kind: kind}, c.log)
+}
+
+// mirror hands one kind's objects to the controller.
+type mirror struct {
+	c    *Controller
+	kind string
+}
+
+func (m mirror) Replace(objs []api.Object) {
+	fresh := make(map[string]api.Object, len(objs))
+	for _, o := range objs {
+		fresh[o.GetMeta().Namespace+"/"+o.GetMeta().Name] = o
 	}
+	m.c.replace(m.kind, fresh)
+}
+
+func (m mirror) Apply(o api.Object, deleted bool) {
+	m.c.update(m.kind, o.GetMeta().Namespace+"/"+o.GetMeta().Name, deleted, o)
 }
 
 func (c *Controller) replace(kind string, objs map[string]api.Object) {
