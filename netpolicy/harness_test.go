@@ -27,38 +27,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/features"
+	"github.com/flotilla-edge/flotilla/internal/privtest"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
 )
 
-// requirePrivileged skips t when the machine cannot run privileged tests
-// (not root, no eBPF, no cgroup v2, no iproute2) — or fails it when
-// FLOTILLA_REQUIRE_PRIVILEGED=1, as CI sets.
+// requirePrivileged: see privtest.RequireEBPF.
 func requirePrivileged(t testing.TB) {
 	t.Helper()
-	why := ""
-	switch {
-	case os.Geteuid() != 0:
-		why = "not root"
-	default:
-		if _, err := exec.LookPath("ip"); err != nil {
-			why = "iproute2 `ip` not found"
-		} else if _, err := ebpflb.Cgroup2Root(); err != nil {
-			why = err.Error()
-		} else if err := features.HaveProgramType(ebpf.CGroupSockAddr); err != nil {
-			why = "kernel lacks cgroup sock_addr BPF programs: " + err.Error()
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("FLOTILLA_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatalf("privileged test cannot run (FLOTILLA_REQUIRE_PRIVILEGED=1): %s", why)
-	}
-	t.Skipf("privileged test skipped: %s (set FLOTILLA_REQUIRE_PRIVILEGED=1 to fail instead)", why)
+	privtest.RequireEBPF(t)
 }
 
 func randSuffix() string {

@@ -19,36 +19,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-edge/flotilla/internal/privtest"
+
 	"github.com/flotilla-edge/flotilla/edgeagent/oci"
 	"github.com/flotilla-edge/flotilla/edgeagent/oci/ocitest"
 )
 
 const testNamespace = "flotilla-test"
 
-// requireContainerd returns the socket of a reachable containerd, or skips
-// the test (fails it when FLOTILLA_REQUIRE_PRIVILEGED=1).
+// requireContainerd: see privtest.RequireContainerd.
 func requireContainerd(t *testing.T) string {
 	t.Helper()
-	skip := func(reason string) {
-		t.Helper()
-		if os.Getenv("FLOTILLA_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatalf("FLOTILLA_REQUIRE_PRIVILEGED=1 but %s (run `bash .ci/containerd.sh` as root)", reason)
-		}
-		t.Skipf("skipping: %s (run `bash .ci/containerd.sh` as root)", reason)
-	}
-	if os.Geteuid() != 0 {
-		skip("not root")
-	}
-	sock := os.Getenv("FLOTILLA_CONTAINERD_SOCK")
-	if sock == "" {
-		sock = oci.DefaultSocket
-	}
-	c, err := net.DialTimeout("unix", sock, 2*time.Second)
-	if err != nil {
-		skip(fmt.Sprintf("containerd socket %s not reachable: %v", sock, err))
-	}
-	c.Close()
-	return sock
+	return privtest.RequireContainerd(t)
 }
 
 func testLogger(t *testing.T) *slog.Logger {

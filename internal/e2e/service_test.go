@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/features"
+	"github.com/flotilla-edge/flotilla/internal/privtest"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/flotilla-edge/flotilla/api"
@@ -36,30 +36,10 @@ import (
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
 )
 
-// requirePrivileged skips without root/eBPF/cgroup v2/iproute2, or fails
-// when FLOTILLA_REQUIRE_PRIVILEGED=1 (as netpolicy's tests do).
+// requirePrivileged: see privtest.RequireEBPF.
 func requirePrivileged(t *testing.T) {
 	t.Helper()
-	why := ""
-	switch {
-	case os.Geteuid() != 0:
-		why = "not root"
-	default:
-		if _, err := exec.LookPath("ip"); err != nil {
-			why = "iproute2 `ip` not found"
-		} else if _, err := ebpflb.Cgroup2Root(); err != nil {
-			why = err.Error()
-		} else if err := features.HaveProgramType(ebpf.CGroupSockAddr); err != nil {
-			why = "kernel lacks cgroup sock_addr BPF programs: " + err.Error()
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("FLOTILLA_REQUIRE_PRIVILEGED") == "1" {
-		t.Fatalf("privileged test cannot run (FLOTILLA_REQUIRE_PRIVILEGED=1): %s", why)
-	}
-	t.Skipf("privileged test skipped: %s (set FLOTILLA_REQUIRE_PRIVILEGED=1 to fail instead)", why)
+	privtest.RequireEBPF(t)
 }
 
 func sh(t *testing.T, args ...string) {

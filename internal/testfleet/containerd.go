@@ -4,44 +4,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flotilla-edge/flotilla/internal/privtest"
+
 	"github.com/flotilla-edge/flotilla/edgeagent"
 	"github.com/flotilla-edge/flotilla/edgeagent/oci"
 )
 
-// RequireContainerd returns the socket of the project's test containerd
-// (FLOTILLA_CONTAINERD_SOCK, else oci.DefaultSocket). It skips the test
-// when containerd or root is missing, and fails it instead when
-// FLOTILLA_REQUIRE_PRIVILEGED=1 (CI runs .ci/containerd.sh first).
+// RequireContainerd returns the test containerd's socket; see
+// privtest.RequireContainerd.
 func RequireContainerd(t testing.TB) string {
 	t.Helper()
-	skip := func(reason string) {
-		t.Helper()
-		if os.Getenv("FLOTILLA_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatalf("FLOTILLA_REQUIRE_PRIVILEGED=1 but %s (run `bash .ci/containerd.sh` as root)", reason)
-		}
-		t.Skipf("skipping: %s (run `bash .ci/containerd.sh` as root)", reason)
-	}
-	if os.Geteuid() != 0 {
-		skip("not root")
-	}
-	sock := os.Getenv("FLOTILLA_CONTAINERD_SOCK")
-	if sock == "" {
-		sock = oci.DefaultSocket
-	}
-	c, err := net.DialTimeout("unix", sock, 2*time.Second)
-	if err != nil {
-		skip(fmt.Sprintf("containerd socket %s not reachable: %v", sock, err))
-	}
-	c.Close()
-	return sock
+	return privtest.RequireContainerd(t)
 }
 
 // ContainerdForTest returns an agent's containerd settings for a test: the
