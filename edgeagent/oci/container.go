@@ -581,6 +581,18 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, stdin io.R
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	execID := "exec-" + hex.EncodeToString(rnd[:])
+	// The process sees EOF on its stdin only when the FIFO is closed through
+	// containerd, so the end of the caller's stdin is forwarded with
+	// CloseIO once the process exists.
+	started := make(chan containerd.Process, 1)
+	if stdin != nil {
+		stdin = &eofReader{r: stdin, onEOF: func() {
+			if proc, ok := <-started; ok {
+				started <- proc
+				_ = proc.CloseIO(context.WithoutCancel(ctx), containerd.WithStdinCloser)
+			}
+		}}
+	}
 	opts := []cio.Opt{cio.WithStreams(stdin, stdout, stderr), cio.WithFIFODir(filepath.Join(r.cfg.LogDir, ".fifo"))}
 	if tty {
 		opts = append(opts, cio.WithTerminal)
@@ -599,8 +611,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, args []string, stdin io.R
 		return -1, fmt.Errorf("exec in %s: wait: %w", id, err)
 	}
 	if err := p.Start(ctx); err != nil {
+		close(started)
 		return -1, fmt.Errorf("exec in %s: start: %w", id, err)
 	}
+	started <- p
 	select {
 	case es := <-exitCh:
 		code, _, err := es.Result()
@@ -686,4 +700,19 @@ func (t *tailer) run(off int64) {
 func (t *tailer) stop() {
 	t.once.Do(func() { close(t.quit) })
 	<-t.done
+}
+
+// eofReader calls onEOF once when r is exhausted.
+type eofReader struct {
+	r     io.Reader
+	once  sync.Once
+	onEOF func()
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(e.onEOF)
+	}
+	return n, err
 }

@@ -105,6 +105,15 @@ func TestOCIDeploymentServesScalesExecsAndDeletes(t *testing.T) {
 	if out := mustCLI(t, f, "exec", pod, "--", ocitest.ServerPath, "-exec-echo", "hello-from-exec"); out != "hello-from-exec\n" {
 		t.Fatalf("exec printed %q", out)
 	}
+	// -i carries stdin over NATS to the process.
+	in := exec.Command(cli(t), "exec", "-i", pod, "--", ocitest.ServerPath, "-cat", "/dev/stdin", "-exec-exit", "0")
+	home := t.TempDir()
+	in.Env = append(os.Environ(), "HOME="+home, "FLOTILLA_CONTEXT="+filepath.Join(home, "context.yaml"),
+		"FLOTILLA_SERVER="+f.Server.URL(), "FLOTILLA_TOKEN="+f.Server.Token(), "FLOTILLA_NAMESPACE=default")
+	in.Stdin = strings.NewReader("piped through stdin\n")
+	if out, err := in.Output(); err != nil || string(out) != "piped through stdin\n" {
+		t.Fatalf("exec -i: %q, %v", out, err)
+	}
 	_, errOut, err := runCLI(t, f, "exec", pod, "--", ocitest.ServerPath, "-exec-exit", "3")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(errOut, "exec") {
