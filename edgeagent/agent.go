@@ -22,6 +22,7 @@ import (
 	"github.com/flotilla-edge/flotilla/api/client"
 	"github.com/flotilla-edge/flotilla/api/events"
 	"github.com/flotilla-edge/flotilla/edgeagent/servicelb"
+	"github.com/flotilla-edge/flotilla/netpolicy/userspace"
 	"github.com/flotilla-edge/flotilla/wasmrt"
 )
 
@@ -39,8 +40,14 @@ type Agent struct {
 	logs        *shipper
 	events      *events.Recorder
 	probeClient *http.Client
-	net         *podNet // cluster DNS and wasm host calls
-	oci         *ociState
+	// lbAdmit is the NetworkPolicy check of the userspace service proxy
+	// (nil without Config.NetworkPolicy).
+	lbAdmit userspace.AdmitFunc
+	// lbPolicy is the policy view for the eBPF LB's per-cgroup rules of
+	// container pods (nil without Config.NetworkPolicy).
+	lbPolicy servicelb.PolicySource
+	net      *podNet // cluster DNS and wasm host calls
+	oci      *ociState
 	// configCache holds the last ConfigMaps and Secrets read for pods
 	// ("Kind/ns/name" -> api.Object), used while the API is unreachable.
 	configCache sync.Map
@@ -163,7 +170,8 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.ServiceLB != "" && cfg.ServiceLB != "off" {
 		a.wg.Go(func() {
 			servicelb.Run(a.ctx, servicelb.Config{Client: a.client, NodeName: cfg.Name, NodeAddress: cfg.Address,
-				Mode: cfg.ServiceLB, CgroupPath: cfg.LBCgroupPath, PinDir: cfg.LBPinDir, Log: a.log})
+				Mode: cfg.ServiceLB, CgroupPath: a.lbCgroup(cfg), PinDir: cfg.LBPinDir, NetNS: cfg.LBNetNS,
+				Admit: a.lbAdmit, Policy: a.lbPolicy, PodCgroups: a.containerCgroups, Log: a.log})
 		})
 	}
 	return a, nil

@@ -72,6 +72,9 @@ type Config struct {
 	// LBCgroupPath and LBPinDir override servicelb.Config's CgroupPath
 	// (default the agent's own cgroup) and PinDir.
 	LBCgroupPath, LBPinDir string
+	// LBNetNS makes a userspace LB add its VIPs and sockets inside this
+	// named network namespace (tests); "" = the agent's own.
+	LBNetNS string
 	// Containerd configures the OCI runtime (see containerd.go).
 	Containerd ContainerdConfig
 	Log        *slog.Logger

@@ -89,3 +89,21 @@ func destinations(ctx context.Context, resolve hostcall.ResolveFunc, lookup func
 	}
 	return out, nil
 }
+
+// Admit returns the check for the userspace service proxy
+// (userspace.LB.SetAdmit): a client address may be relayed to a backend
+// only when the backend pod's ingress rules admit that address. The proxy
+// knows the client's address only, so only ipBlock peers (and rules
+// without peers) can admit it; see docs/networking.md. Until the view has
+// its initial lists every relay is refused (fail closed).
+func (v *View) Admit() func(client netip.Addr, backend netip.AddrPort, proto string) error {
+	return func(client netip.Addr, backend netip.AddrPort, proto string) error {
+		if !v.Synced() {
+			return fmt.Errorf("%w: policy view not synced yet", ErrDenied)
+		}
+		if d := v.Engine().AllowedDirect(policy.FromIP(client.Unmap()), backend, proto); !d.Allowed {
+			return fmt.Errorf("%w: %s", ErrDenied, d.Reason)
+		}
+		return nil
+	}
+}

@@ -18,6 +18,9 @@ import (
 	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/api/client"
 	"github.com/flotilla-edge/flotilla/netpolicy"
+	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
+	"github.com/flotilla-edge/flotilla/netpolicy/policy"
+	"github.com/flotilla-edge/flotilla/netpolicy/userspace"
 )
 
 // Config configures the agent's service load balancing.
@@ -36,7 +39,18 @@ type Config struct {
 	PinDir string
 	// NetNS is passed to the userspace LB (tests).
 	NetNS string
-	Log   *slog.Logger
+	// Admit, when set, is installed on a userspace LB
+	// (userspace.LB.SetAdmit): the NetworkPolicy check of the proxy. The
+	// eBPF LB does not use it.
+	Admit userspace.AdmitFunc
+	// Policy and PodCgroups, both set, make an eBPF LB enforce
+	// NetworkPolicy at connect time for the local pods PodCgroups lists
+	// (cgroup v2 directory -> pod): each cgroup gets its pod's
+	// policy.ClientRules (ebpflb.SetPolicy). The LB's CgroupPath must be
+	// an ancestor of those cgroups, or the programs never see them.
+	Policy     PolicySource
+	PodCgroups func() map[string]policy.PodRef
+	Log        *slog.Logger
 }
 
 // ConditionType is the node condition reporting the active LB mode.
@@ -89,6 +103,9 @@ func Start(cfg Config) (*Controller, error) {
 		c.log.Error("no service load balancer: cluster IPs will not work on this node", "err", err)
 	} else {
 		c.lb, c.reason = lb, reason
+		if us, ok := lb.(*userspace.LB); ok && cfg.Admit != nil {
+			us.SetAdmit(cfg.Admit)
+		}
 		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", reason)
 		// What an earlier agent left in pinned maps is known, so stale
 		// services are removed on the first sync.
@@ -102,6 +119,9 @@ func Start(cfg Config) (*Controller, error) {
 	c.wg.Go(func() { c.follow(ctx, "Service") })
 	c.wg.Go(func() { c.follow(ctx, "EndpointSlice") })
 	c.wg.Go(func() { c.syncLoop(ctx) })
+	if eb, ok := c.lb.(*ebpflb.LB); ok && cfg.Policy != nil && cfg.PodCgroups != nil {
+		c.wg.Go(func() { c.policyLoop(ctx, eb) })
+	}
 	return c, nil
 }
 

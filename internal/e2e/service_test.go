@@ -1,12 +1,20 @@
 package e2e
 
-// Services end to end, as root, with a real agent and real eBPF. The agent
-// advertises an address on a veth pair the test creates (root side
+// Services end to end, as root, with a real agent, in both LB modes. The
+// agent advertises an address on a veth pair the test creates (root side
 // 10.231.<n>.1/30, namespace side .2/30); the namespace has no default
-// route, so a cluster IP reaches a backend only if the socket LB rewrites
-// it, and nothing can leave the host. Clients of cluster IPs are this
-// test binary re-run inside that namespace and inside the cgroup the
-// agent's LB is attached to.
+// route, so a cluster IP reaches a backend only if the LB handles it, and
+// nothing can leave the host. Clients of cluster IPs are this test binary
+// re-run inside that namespace and inside the cgroup the agent's LB is
+// attached to.
+//
+// eBPF: the programs are attached to the test cgroup, so the client's
+// connect() to the VIP is rewritten to a backend (node address + host
+// port, reached over the veth). Userspace: the proxy is told to work inside
+// the test namespace (LBNetNS), so it adds the VIPs on that namespace's lo
+// and listens and dials there; the client reaches the VIP on its own lo.
+// In both modes the VIPs exist only inside the test namespace (eBPF: only
+// as map keys), so no VIP traffic can leave it.
 
 import (
 	"context"
@@ -104,8 +112,9 @@ type clientResult struct {
 	Errs    []string
 }
 
-// fromNetns runs n HTTP GETs (op "get") or one bare connect (op "dial") to
-// addr from inside the namespace and the LB's cgroup.
+// fromNetns runs n HTTP GETs (op "get"), n UDP request/replies (op "udp")
+// or one bare connect (op "dial") to addr from inside the namespace and
+// the LB's cgroup.
 func (e *svcEnv) fromNetns(t *testing.T, op, addr string, n int) clientResult {
 	t.Helper()
 	exe, err := os.Executable()
@@ -160,6 +169,27 @@ func TestServiceClientProcess(t *testing.T) {
 			resp.Body.Close()
 			r.Answers[podOf(string(b))]++
 		}
+	case "udp":
+		// One new connected socket per datagram, so each is a new flow.
+		for range n {
+			c, err := net.DialTimeout("udp4", parts[1], 3*time.Second)
+			if err != nil {
+				r.Errs = append(r.Errs, err.Error())
+				continue
+			}
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 512)
+			if _, err = c.Write([]byte("who\n")); err == nil {
+				var k int
+				if k, err = c.Read(buf); err == nil {
+					r.Answers[string(buf[:k])]++
+				}
+			}
+			if err != nil {
+				r.Errs = append(r.Errs, err.Error())
+			}
+			c.Close()
+		}
 	case "dial":
 		start := time.Now()
 		c, err := net.DialTimeout("tcp4", parts[1], 3*time.Second)
@@ -185,14 +215,45 @@ func podOf(body string) string {
 	return pod
 }
 
+// lbModes are the modes the service suites run in: how the agent's LB is
+// set up inside the test's namespace, and what a service without
+// backends answers.
+var lbModes = []struct {
+	mode      string
+	reason    string // the node condition's reason
+	noBackend string // the connect error to a VIP without backends
+}{
+	{"ebpf", "EBPF", "operation not permitted"},
+	{"userspace", "Userspace", "connection refused"},
+}
+
+// lbNetNS is where a mode's LB works: the userspace proxy inside the
+// test namespace, eBPF in the agent's own (its programs see the client's
+// cgroup, whatever its namespace).
+func (e *svcEnv) lbNetNS(mode string) string {
+	if mode == "userspace" {
+		return e.ns
+	}
+	return ""
+}
+
 func TestServicesEndToEnd(t *testing.T) {
+	for _, m := range lbModes {
+		t.Run(m.mode, func(t *testing.T) {
+			testServicesEndToEnd(t, m.mode, m.reason, m.noBackend)
+		})
+	}
+}
+
+func testServicesEndToEnd(t *testing.T, mode, reason, noBackend string) {
 	e := newSvcEnv(t)
 	f := testfleet.Start(t)
 	ctx := context.Background()
 	a, err := edgeagent.Start(ctx, edgeagent.Config{
 		Name: "pi-1", NATSURL: f.Server.URL(), Token: f.Server.Token(), DataDir: t.TempDir(),
 		Address: e.nodeAddr, HeartbeatInterval: time.Second, Log: testfleet.Logger(),
-		ServiceLB: "ebpf", LBCgroupPath: e.cgroup, LBPinDir: e.pinDir,
+		ServiceLB: mode, LBCgroupPath: e.cgroup, LBPinDir: e.pinDir, LBNetNS: e.lbNetNS(mode),
+		NetworkPolicy: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +287,6 @@ func TestServicesEndToEnd(t *testing.T) {
 	})
 	t.Logf("get svc:\n%s", mustCLI(t, f, "get", "svc"))
 	t.Logf("get ep:\n%s", mustCLI(t, f, "get", "ep"))
-	t.Logf("describe svc web:\n%s", mustCLI(t, f, "describe", "svc", "web"))
 
 	t.Run("NodePortFromOutsideTheNode", func(t *testing.T) {
 		// From the namespace: the node address is the far end of the veth,
@@ -238,7 +298,7 @@ func TestServicesEndToEnd(t *testing.T) {
 			return len(r.Errs) == 0
 		})
 		r = e.fromNetns(t, "get", addr, 60)
-		if len(r.Errs) > 0 || len(r.Answers) < 2 {
+		if len(r.Errs) > 0 || len(r.Answers) != 3 {
 			t.Fatalf("60 requests to node port %s: answers %v, errors %v", addr, r.Answers, r.Errs)
 		}
 		t.Logf("node port %s: %v", addr, r.Answers)
@@ -260,18 +320,18 @@ func TestServicesEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("ClusterIPThroughEBPF", func(t *testing.T) {
-		addr := net.JoinHostPort(svc.Spec.ClusterIP, "80")
+	clusterAddr := net.JoinHostPort(svc.Spec.ClusterIP, "80")
+	t.Run("ClusterIPSpreadsOverAllBackends", func(t *testing.T) {
 		var r clientResult
 		testfleet.WaitFor(t, "the cluster IP answers", 10*time.Second, func() bool {
-			r = e.fromNetns(t, "get", addr, 1)
+			r = e.fromNetns(t, "get", clusterAddr, 1)
 			return len(r.Errs) == 0
 		})
-		r = e.fromNetns(t, "get", addr, 60)
-		if len(r.Errs) > 0 || len(r.Answers) < 2 {
-			t.Fatalf("60 requests to %s: answers %v, errors %v", addr, r.Answers, r.Errs)
+		r = e.fromNetns(t, "get", clusterAddr, 60)
+		if len(r.Errs) > 0 || len(r.Answers) != 3 {
+			t.Fatalf("60 requests to %s: answers %v, errors %v", clusterAddr, r.Answers, r.Errs)
 		}
-		t.Logf("cluster IP %s: %v", addr, r.Answers)
+		t.Logf("cluster IP %s: %v", clusterAddr, r.Answers)
 	})
 
 	t.Run("NoEndpointsFailsFast", func(t *testing.T) {
@@ -282,14 +342,26 @@ func TestServicesEndToEnd(t *testing.T) {
 		}
 		addr := net.JoinHostPort(empty.(*api.Service).Spec.ClusterIP, "80")
 		// Until the agent programs the VIP the connect fails with "network
-		// is unreachable" (no route); once programmed, with EPERM at once.
+		// is unreachable" (no route); once programmed, at once with EPERM
+		// (eBPF) / ECONNREFUSED (userspace: VIP on lo, no listener).
 		var r clientResult
-		testfleet.WaitFor(t, "EPERM from the VIP without backends", 10*time.Second, func() bool {
+		testfleet.WaitFor(t, noBackend+" from the VIP without backends", 10*time.Second, func() bool {
 			r = e.fromNetns(t, "dial", addr, 1)
-			return strings.Contains(r.Errs[0], "operation not permitted")
+			return strings.Contains(r.Errs[0], noBackend)
 		})
+		i := strings.LastIndex(r.Errs[0], " after ")
+		took, err := time.ParseDuration(r.Errs[0][i+len(" after "):])
+		if i < 0 || err != nil || took >= time.Second {
+			t.Fatalf("connect to %s did not fail fast: %s", addr, r.Errs[0])
+		}
 		t.Logf("connect to %s: %s", addr, r.Errs[0])
 	})
+
+	if mode == "userspace" {
+		t.Run("IngressPolicyByIPBlock", func(t *testing.T) {
+			testUserspaceIngressPolicy(t, f, e, clusterAddr)
+		})
+	}
 
 	t.Run("ExternalNameHasNoVIP", func(t *testing.T) {
 		x, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "db", Namespace: "default"},
@@ -312,8 +384,71 @@ func TestServicesEndToEnd(t *testing.T) {
 			c = api.FindCondition(o.(*api.Node).Status.Conditions, servicelb.ConditionType)
 			return c != nil
 		})
-		if c.Status != api.ConditionTrue || c.Reason != "EBPF" || !strings.Contains(c.Message, e.cgroup) {
+		want := e.cgroup
+		if mode == "userspace" {
+			want = "userspace requested"
+		}
+		if c.Status != api.ConditionTrue || c.Reason != reason || !strings.Contains(c.Message, want) {
 			t.Fatalf("condition %+v", c)
 		}
 	})
+}
+
+// testUserspaceIngressPolicy: one web pod is isolated for ingress by a
+// policy admitting only an ipBlock. The proxy sees the client's address —
+// here the VIP itself, since the client dials an address on its own lo —
+// so a block without it keeps that pod out of the rotation, and a block
+// with it brings the pod back.
+func testUserspaceIngressPolicy(t *testing.T, f *testfleet.Fleet, e *svcEnv, clusterAddr string) {
+	ctx := context.Background()
+	list, err := f.Client.List(ctx, "Pod", "default", "app=web")
+	if err != nil || len(list) == 0 {
+		t.Fatalf("web pods: %v %v", list, err)
+	}
+	isolated := list[0].GetMeta().Name
+	if _, err := f.Client.Modify(ctx, "Pod", "default", isolated, func(o api.Object) error {
+		o.GetMeta().Labels["isolated"] = "yes"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pol := func(cidr string) *api.NetworkPolicy {
+		return &api.NetworkPolicy{ObjectMeta: api.ObjectMeta{Name: "isolate-one", Namespace: "default"},
+			Spec: api.NetworkPolicySpec{PodSelector: api.LabelSelector{MatchLabels: map[string]string{"isolated": "yes"}},
+				Ingress: []api.NetworkPolicyIngressRule{{From: []api.NetworkPolicyPeer{{IPBlock: &api.IPBlock{CIDR: cidr}}}}}}}
+	}
+	t.Cleanup(func() { _, _ = f.Client.Delete(context.Background(), "NetworkPolicy", "default", "isolate-one") })
+	vip, _, _ := net.SplitHostPort(clusterAddr)
+	tests := []struct {
+		name          string
+		cidr          string
+		reachIsolated bool
+	}{
+		{"client outside the block: the isolated pod is skipped", "192.0.2.0/24", false},
+		{"client inside the block: all pods answer", vip + "/32", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := f.Client.Apply(ctx, pol(tt.cidr)); err != nil {
+				t.Fatal(err)
+			}
+			ok := func(r clientResult) bool {
+				want := 2
+				if tt.reachIsolated {
+					want = 3
+				}
+				return len(r.Errs) == 0 && len(r.Answers) == want && (r.Answers[isolated] > 0) == tt.reachIsolated
+			}
+			var r clientResult
+			testfleet.WaitFor(t, "the policy takes effect", 15*time.Second, func() bool {
+				r = e.fromNetns(t, "get", clusterAddr, 30)
+				return ok(r)
+			})
+			r = e.fromNetns(t, "get", clusterAddr, 60)
+			if !ok(r) {
+				t.Fatalf("60 requests with ipBlock %s (isolated pod %s): answers %v, errors %v", tt.cidr, isolated, r.Answers, r.Errs)
+			}
+			t.Logf("ipBlock %s: %v", tt.cidr, r.Answers)
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http/cgi"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Serve runs h as a Flotilla HTTP module. When REQUEST_METHOD is set in the
@@ -34,7 +35,7 @@ func ServeStream(h http.Handler, in io.Reader, out io.Writer) error {
 	bw := bufio.NewWriter(out)
 	rec := &recorder{}
 	for {
-		req, err := http.ReadRequest(br)
+		req, err := readRequest(br)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -107,11 +108,21 @@ func (r *recorder) writeTo(w *bufio.Writer, method string) error {
 	} else {
 		r.header.Del("Content-Length")
 	}
-	if _, err := fmt.Fprintf(w, "HTTP/1.1 %03d %s\r\n", r.status, http.StatusText(r.status)); err != nil {
-		return err
-	}
-	if err := r.header.Write(w); err != nil {
-		return err
+	// Written by hand: Header.Write sorts and sanitizes through a
+	// strings.Replacer, which is costly inside wasm; the agent parses the
+	// result with http.ReadResponse, which needs no order.
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(r.status))
+	w.WriteByte(' ')
+	w.WriteString(http.StatusText(r.status))
+	w.WriteString("\r\n")
+	for k, vs := range r.header {
+		for _, v := range vs {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(headerValue(v))
+			w.WriteString("\r\n")
+		}
 	}
 	if _, err := w.WriteString("\r\n"); err != nil {
 		return err
@@ -122,4 +133,14 @@ func (r *recorder) writeTo(w *bufio.Writer, method string) error {
 		}
 	}
 	return nil
+}
+
+// headerValue keeps a value on one line, as Header.Write does.
+func headerValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+		}
+	}
+	return v
 }
