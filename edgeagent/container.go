@@ -235,7 +235,6 @@ func (r *podRunner) runCommand(ctx context.Context, i int, mod *wasmrt.Module, c
 	if ads := r.pod.Spec.ActiveDeadlineSeconds; ads != nil && *ads > 0 {
 		limits.CPUTime = time.Duration(*ads) * time.Second
 	}
-	policy := r.pod.Spec.RestartPolicy
 	bo := newBackoff(restartBackoffMin, restartBackoffMax)
 	for {
 		spec := wasmrt.Spec{Name: c.Name, Args: c.Args, Env: r.env(0, cc.env), Stdout: stdout, Stderr: stderr, Limits: limits, Mounts: cc.mounts, Caller: r.caller()}
@@ -254,32 +253,8 @@ func (r *podRunner) runCommand(ctx context.Context, i int, mod *wasmrt.Module, c
 		_ = stdout.Close()
 		_ = stderr.Close()
 		term := terminated(code, err, started)
-		failed := code != 0 || err != nil
-		restart := policy == api.RestartAlways || (policy == api.RestartOnFailure && failed)
-		r.log.Info("container exited", "container", c.Name, "exitCode", term.ExitCode, "err", err, "restart", restart)
-		if !restart {
-			r.update(i, func(s *ctrState) {
-				s.status.State = api.ContainerState{Terminated: term}
-				s.status.Ready, s.status.Started = false, false
-				s.final, s.failed = true, failed
-			})
-			return
-		}
-		if time.Since(t0) > healthyRun {
-			bo.reset()
-		}
-		d := bo.next()
-		r.update(i, func(s *ctrState) {
-			s.status.LastState = api.ContainerState{Terminated: term}
-			s.status.RestartCount++
-			s.status.State = api.ContainerState{Waiting: &api.ContainerStateWaiting{
-				Reason:  ReasonCrashLoopBackOff,
-				Message: fmt.Sprintf("back-off %s restarting container %s", d, c.Name),
-			}}
-			s.status.Ready, s.status.Started = false, false
-		})
-		r.event(api.EventWarning, EventBackOff, "Back-off restarting failed container %s", c.Name)
-		if !sleepCtx(ctx, d) {
+		r.log.Info("container exited", "container", c.Name, "exitCode", term.ExitCode, "err", err)
+		if !r.exited(ctx, i, term, code != 0 || err != nil, time.Since(t0), bo) {
 			return
 		}
 		if cc = r.configure(ctx, i); cc == nil {
@@ -294,4 +269,37 @@ func httpMode(mode string) wasmrt.HTTPMode {
 		return wasmrt.CGI
 	}
 	return wasmrt.Persistent
+}
+
+// exited records how container i's run ended and, when the restart policy
+// restarts it, waits out the crash-loop backoff. It reports whether to run
+// the container again; both runtimes share it.
+func (r *podRunner) exited(ctx context.Context, i int, term *api.ContainerStateTerminated, failed bool, ran time.Duration, bo *backoff) bool {
+	policy := r.pod.Spec.RestartPolicy
+	if policy != api.RestartAlways && (policy != api.RestartOnFailure || !failed) {
+		r.update(i, func(s *ctrState) {
+			s.status.State = api.ContainerState{Terminated: term}
+			s.status.Ready, s.status.Started = false, false
+			s.final, s.failed = true, failed
+			s.runtimeID = ""
+		})
+		return false
+	}
+	if ran > healthyRun {
+		bo.reset()
+	}
+	d := bo.next()
+	name := r.pod.Spec.Containers[i].Name
+	r.update(i, func(s *ctrState) {
+		s.status.LastState = api.ContainerState{Terminated: term}
+		s.status.RestartCount++
+		s.status.State = api.ContainerState{Waiting: &api.ContainerStateWaiting{
+			Reason:  ReasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting container %s", d, name),
+		}}
+		s.status.Ready, s.status.Started = false, false
+		s.runtimeID = ""
+	})
+	r.event(api.EventWarning, EventBackOff, "Back-off restarting failed container %s", name)
+	return sleepCtx(ctx, d)
 }

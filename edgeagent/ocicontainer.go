@@ -98,7 +98,6 @@ func (r *podRunner) runOCI(ctx context.Context, i int) {
 	if g := r.pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
-	policy := r.pod.Spec.RestartPolicy
 	bo := newBackoff(restartBackoffMin, restartBackoffMax)
 	for {
 		started := api.Now()
@@ -167,34 +166,8 @@ func (r *podRunner) runOCI(ctx context.Context, i int) {
 		_ = stdout.Close()
 		_ = stderr.Close()
 		term := ociTerminated(es, werr, started)
-		failed := term.ExitCode != 0 || werr != nil
-		restart := policy == api.RestartAlways || (policy == api.RestartOnFailure && failed)
-		r.log.Info("container exited", "container", c.Name, "exitCode", term.ExitCode, "reason", term.Reason, "restart", restart)
-		if !restart {
-			r.update(i, func(s *ctrState) {
-				s.status.State = api.ContainerState{Terminated: term}
-				s.status.Ready, s.status.Started = false, false
-				s.final, s.failed = true, failed
-				s.runtimeID = ""
-			})
-			return
-		}
-		if time.Since(t0) > healthyRun {
-			bo.reset()
-		}
-		d := bo.next()
-		r.update(i, func(s *ctrState) {
-			s.status.LastState = api.ContainerState{Terminated: term}
-			s.status.RestartCount++
-			s.status.State = api.ContainerState{Waiting: &api.ContainerStateWaiting{
-				Reason:  ReasonCrashLoopBackOff,
-				Message: fmt.Sprintf("back-off %s restarting container %s", d, c.Name),
-			}}
-			s.status.Ready, s.status.Started = false, false
-			s.runtimeID = ""
-		})
-		r.event(api.EventWarning, EventBackOff, "Back-off restarting failed container %s", c.Name)
-		if !sleepCtx(ctx, d) {
+		r.log.Info("container exited", "container", c.Name, "exitCode", term.ExitCode, "reason", term.Reason)
+		if !r.exited(ctx, i, term, term.ExitCode != 0 || werr != nil, time.Since(t0), bo) {
 			return
 		}
 	}
