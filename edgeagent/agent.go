@@ -28,15 +28,18 @@ import (
 
 // Agent runs one node's pods.
 type Agent struct {
-	cfg         Config
-	log         *slog.Logger
-	nc          *nats.Conn
-	ownConn     bool
-	js          jetstream.JetStream
-	client      *client.Client
-	rt          *wasmrt.Runtime
-	modules     *modules
-	ports       *ports
+	cfg     Config
+	log     *slog.Logger
+	nc      *nats.Conn
+	ownConn bool
+	js      jetstream.JetStream
+	client  *client.Client
+	rt      *wasmrt.Runtime
+	modules *modules
+	ports   *ports
+	// localHTTP maps the wasm HTTP pods' hostIP:hostPort to their
+	// handlers, for servicelb's in-process hand-over (Local policy).
+	localHTTP   localHTTP
 	logs        *shipper
 	events      *events.Recorder
 	probeClient *http.Client
@@ -171,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		a.wg.Go(func() {
 			servicelb.Run(a.ctx, servicelb.Config{Client: a.client, NodeName: cfg.Name, NodeAddress: cfg.Address,
 				Mode: cfg.ServiceLB, CgroupPath: a.lbCgroup(cfg), PinDir: cfg.LBPinDir, NetNS: cfg.LBNetNS,
-				Admit: a.lbAdmit, Policy: a.lbPolicy, PodCgroups: a.containerCgroups, Log: a.log})
+				Admit: a.lbAdmit, Policy: a.lbPolicy, PodCgroups: a.containerCgroups, LocalHTTP: &a.localHTTP, Log: a.log})
 		})
 	}
 	return a, nil

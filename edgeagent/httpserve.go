@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -63,6 +64,14 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 		return
 	}
 	defer h.Close()
+	// Registered after h.Close is deferred, so removed before it runs.
+	for _, ps := range ports {
+		if ip, err := netip.ParseAddr(ps.HostIP); err == nil && ps.HostPort > 0 {
+			addr := netip.AddrPortFrom(ip, uint16(ps.HostPort))
+			r.a.localHTTP.add(addr, h)
+			defer r.a.localHTTP.remove(addr, h)
+		}
+	}
 
 	var serving sync.WaitGroup
 	var servers []*http.Server
@@ -98,6 +107,26 @@ func (r *podRunner) serveHTTP(ctx context.Context, i int, mod *wasmrt.Module, mo
 		return
 	}
 	r.watchReady(ctx, i, h, ports[0])
+}
+
+// localHTTP is the agent's registry of in-process HTTP backends: a wasm
+// HTTP pod's hostIP:hostPort -> its handler. servicelb looks a Local
+// node port's chosen backend up here and, when found, serves the client
+// connection with the handler directly, so the pod sees the client's
+// address (docs/networking.md).
+type localHTTP struct{ m sync.Map }
+
+func (l *localHTTP) add(addr netip.AddrPort, h http.Handler) { l.m.Store(addr, h) }
+
+// remove drops addr only while it still maps to h.
+func (l *localHTTP) remove(addr netip.AddrPort, h http.Handler) { l.m.CompareAndDelete(addr, h) }
+
+// LocalHTTPHandler implements servicelb.LocalHTTP.
+func (l *localHTTP) LocalHTTPHandler(addr netip.AddrPort) http.Handler {
+	if h, ok := l.m.Load(addr); ok {
+		return h.(http.Handler)
+	}
+	return nil
 }
 
 // listen takes one host port per declared container port, retrying while

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -383,14 +385,26 @@ var hopHeaders = map[string]bool{
 	"Host":                true, // written explicitly
 }
 
+// requestOmit is what writeRequest leaves out of the headers it copies:
+// the hop headers and X-Forwarded-For, which it writes itself.
+var requestOmit = func() map[string]bool {
+	m := map[string]bool{"X-Forwarded-For": true}
+	for k := range hopHeaders {
+		m[k] = true
+	}
+	return m
+}()
+
 // exclude returns the headers to drop from h, including those Connection lists.
-func exclude(h http.Header) map[string]bool {
+func exclude(h http.Header) map[string]bool { return excludeFrom(hopHeaders, h) }
+
+func excludeFrom(base map[string]bool, h http.Header) map[string]bool {
 	conn := h.Values("Connection")
 	if len(conn) == 0 {
-		return hopHeaders
+		return base
 	}
-	ex := make(map[string]bool, len(hopHeaders)+len(conn))
-	for k := range hopHeaders {
+	ex := make(map[string]bool, len(base)+len(conn))
+	for k := range base {
 		ex[k] = true
 	}
 	for _, v := range conn {
@@ -432,8 +446,11 @@ func writeRequest(bw *bufio.Writer, r *http.Request, body io.Reader, n int64) er
 		host = r.URL.Host
 	}
 	fmt.Fprintf(bw, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, uri, host)
-	if err := r.Header.WriteSubset(bw, exclude(r.Header)); err != nil {
+	if err := r.Header.WriteSubset(bw, excludeFrom(requestOmit, r.Header)); err != nil {
 		return err
+	}
+	if xff := forwardedFor(r); xff != "" {
+		fmt.Fprintf(bw, "X-Forwarded-For: %s\r\n", xff)
 	}
 	fmt.Fprintf(bw, "Content-Length: %d\r\n\r\n", n)
 	if body != nil {
@@ -443,6 +460,28 @@ func writeRequest(bw *bufio.Writer, r *http.Request, body io.Reader, n int64) er
 	}
 	return bw.Flush()
 }
+
+// forwardedFor is the X-Forwarded-For the guest gets: what the client
+// sent, with the address the request came from (r.RemoteAddr's host)
+// appended as the last hop. The guest takes that last hop as its
+// RemoteAddr, so a client cannot forge it.
+func forwardedFor(r *http.Request) string {
+	prior := strings.Join(r.Header.Values("X-Forwarded-For"), ", ")
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	v := host
+	switch {
+	case host == "":
+		v = prior
+	case prior != "":
+		v = prior + ", " + host
+	}
+	return crlf.Replace(v) // as Header.Write does
+}
+
+var crlf = strings.NewReplacer("\r", " ", "\n", " ")
 
 // errWriter drops writes after the first failure so the response body can
 // still be drained from the instance when the client has gone.

@@ -17,6 +17,11 @@ type Listener struct {
 	Protocol string
 	Backends []netip.AddrPort
 	Service  string // namespace/name, for logs
+	// Local is externalTrafficPolicy Local: Backends are this node's, and
+	// a backend the agent serves in-process (LocalHTTP) gets the
+	// connection handed over instead of relayed, keeping the client's
+	// address.
+	Local bool
 }
 
 // Desired is what the node should program: socket-LB services for the
@@ -61,16 +66,17 @@ func Compute(services []*api.Service, slices map[string]*api.EndpointSlice, node
 				continue
 			}
 			outside := all
-			if svc.Spec.ExternalTrafficPolicy == api.TrafficPolicyLocal {
+			local := svc.Spec.ExternalTrafficPolicy == api.TrafficPolicyLocal
+			if local {
 				outside = backends(slice, sp, node)
 			}
 			if sp.NodePort != 0 && nodeAddr.IsValid() {
-				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.NodePort)), Protocol: sp.Protocol, Backends: outside, Service: key})
+				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.NodePort)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: local})
 			}
 			// LoadBalancer without its own address: like K3s' ServiceLB,
 			// every node answers the service port on its own address.
 			if svc.Spec.Type == api.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerIP == "" && len(svc.Spec.ExternalIPs) == 0 && nodeAddr.IsValid() {
-				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.Port)), Protocol: sp.Protocol, Backends: outside, Service: key})
+				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.Port)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: local})
 			}
 		}
 	}

@@ -42,7 +42,7 @@ func TestCompute(t *testing.T) {
 			s.Type = "NodePort"
 			s.Ports[0].NodePort = 30080
 			s.ExternalTrafficPolicy = "Local"
-		}), "10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s", "TCP 10.0.0.1:30080->[10.0.0.1:40001]"},
+		}), "10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s", "TCP 10.0.0.1:30080->[10.0.0.1:40001] local"},
 		{"LoadBalancer on node addresses", base(func(s *api.ServiceSpec) { s.Type = "LoadBalancer"; s.Ports[0].NodePort = 30080 }),
 			"10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s",
 			"TCP 10.0.0.1:80->[10.0.0.1:40001 10.0.0.2:40005] TCP 10.0.0.1:30080->[10.0.0.1:40001 10.0.0.2:40005]"},
@@ -62,7 +62,11 @@ func TestCompute(t *testing.T) {
 				vips = append(vips, fmt.Sprintf("%s:%d/%s->%v aff=%v", v.VIP, v.Port, v.Protocol, v.Backends, v.AffinityTimeout))
 			}
 			for _, l := range d.Listeners {
-				lns = append(lns, fmt.Sprintf("%s %s->%v", l.Protocol, l.Addr, l.Backends))
+				ln := fmt.Sprintf("%s %s->%v", l.Protocol, l.Addr, l.Backends)
+				if l.Local {
+					ln += " local"
+				}
+				lns = append(lns, ln)
 			}
 			if got := strings.Join(vips, " "); got != tc.vips {
 				t.Errorf("VIPs\n got %s\nwant %s", got, tc.vips)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -20,10 +21,14 @@ import (
 type proxy struct {
 	key      string
 	backends atomic.Pointer[[]netip.AddrPort]
-	closer   io.Closer
-	log      *slog.Logger
-	wg       sync.WaitGroup
-	done     chan struct{}
+	// local (externalTrafficPolicy Local) with localHTTP set: a backend
+	// served in this process gets the connection itself (serveLocal).
+	local     atomic.Bool
+	localHTTP LocalHTTP
+	closer    io.Closer
+	log       *slog.Logger
+	wg        sync.WaitGroup
+	done      chan struct{}
 }
 
 const (
@@ -34,9 +39,9 @@ const (
 
 func listenerKey(l Listener) string { return l.Protocol + " " + l.Addr.String() }
 
-func startProxy(l Listener, log *slog.Logger) (*proxy, error) {
-	p := &proxy{key: listenerKey(l), log: log.With("listener", listenerKey(l), "service", l.Service), done: make(chan struct{})}
-	p.setBackends(l.Backends)
+func startProxy(l Listener, log *slog.Logger, localHTTP LocalHTTP) (*proxy, error) {
+	p := &proxy{key: listenerKey(l), log: log.With("listener", listenerKey(l), "service", l.Service), done: make(chan struct{}), localHTTP: localHTTP}
+	p.set(l)
 	switch l.Protocol {
 	case "TCP":
 		ln, err := net.Listen("tcp4", l.Addr.String())
@@ -58,9 +63,10 @@ func startProxy(l Listener, log *slog.Logger) (*proxy, error) {
 	return p, nil
 }
 
-func (p *proxy) setBackends(b []netip.AddrPort) {
-	cp := append([]netip.AddrPort(nil), b...)
+func (p *proxy) set(l Listener) {
+	cp := append([]netip.AddrPort(nil), l.Backends...)
 	p.backends.Store(&cp)
+	p.local.Store(l.Local)
 }
 
 func (p *proxy) close() {
@@ -104,6 +110,14 @@ func (p *proxy) serveTCP(ln net.Listener) {
 // connection is closed at once rather than left hanging.
 func (p *proxy) relayTCP(c net.Conn) {
 	defer c.Close()
+	if p.local.Load() && p.localHTTP != nil {
+		if b, ok := p.pick(nil); ok {
+			if h := p.localHTTP.LocalHTTPHandler(b); h != nil {
+				p.serveLocal(c, b, h)
+				return
+			}
+		}
+	}
 	failed := map[netip.AddrPort]bool{}
 	var be net.Conn
 	for try := 0; try < 3 && be == nil; try++ {
@@ -138,6 +152,76 @@ func (p *proxy) relayTCP(c net.Conn) {
 	<-errc
 	<-errc
 }
+
+// serveLocal serves HTTP on c with h, a backend's handler in this
+// process (a wasm HTTP pod), instead of relaying to the backend's port:
+// the handler sees the client's address as RemoteAddr, which wasmrt
+// passes to the guest in X-Forwarded-For. It returns when the connection
+// ends or the proxy closes. Once backend is gone from the registry (the
+// pod stopped), the next request on a kept-alive connection closes it
+// unanswered, as the pod's own server closing it would, and the client
+// reconnects.
+func (p *proxy) serveLocal(c net.Conn, backend netip.AddrPort, h http.Handler) {
+	ln := &oneConnListener{ch: make(chan net.Conn, 1), addr: c.LocalAddr(), closed: make(chan struct{})}
+	ln.ch <- c
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p.localHTTP.LocalHTTPHandler(backend) == nil {
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						_ = conn.Close()
+						return
+					}
+				}
+			}
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateClosed || s == http.StateHijacked {
+				_ = ln.Close()
+			}
+		},
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-p.done:
+			_ = srv.Close()
+		case <-stop:
+		}
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		p.log.Debug("serve local backend", "err", err)
+	}
+}
+
+// oneConnListener hands out one connection, then blocks in Accept until
+// closed.
+type oneConnListener struct {
+	ch     chan net.Conn
+	addr   net.Addr
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.addr }
 
 func closeWrite(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -205,8 +289,9 @@ func (p *proxy) serveUDP(pc *net.UDPConn) {
 
 // listeners keeps the set of running proxies equal to the desired one.
 type listeners struct {
-	log     *slog.Logger
-	running map[string]*proxy
+	log       *slog.Logger
+	running   map[string]*proxy
+	localHTTP LocalHTTP
 }
 
 func (ls *listeners) sync(want []Listener) {
@@ -218,10 +303,10 @@ func (ls *listeners) sync(want []Listener) {
 		}
 		seen[k] = true
 		if p, ok := ls.running[k]; ok {
-			p.setBackends(l.Backends)
+			p.set(l)
 			continue
 		}
-		p, err := startProxy(l, ls.log)
+		p, err := startProxy(l, ls.log, ls.localHTTP)
 		if err != nil {
 			ls.log.Warn("cannot listen for service", "err", err)
 			continue

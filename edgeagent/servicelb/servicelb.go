@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -50,7 +51,19 @@ type Config struct {
 	// an ancestor of those cgroups, or the programs never see them.
 	Policy     PolicySource
 	PodCgroups func() map[string]policy.PodRef
-	Log        *slog.Logger
+	// LocalHTTP, when set, finds the HTTP handler this process serves on
+	// a backend address (a wasm HTTP pod's hostIP:hostPort). A node-port
+	// listener of an externalTrafficPolicy Local service hands a
+	// connection for such a backend to the handler in-process rather
+	// than relaying it, so the pod sees the client's address.
+	LocalHTTP LocalHTTP
+	Log       *slog.Logger
+}
+
+// LocalHTTP looks up the in-process HTTP handler serving addr; nil when
+// addr is not served by this process.
+type LocalHTTP interface {
+	LocalHTTPHandler(addr netip.AddrPort) http.Handler
 }
 
 // ConditionType is the node condition reporting the active LB mode.
@@ -90,7 +103,7 @@ func Start(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, log: cfg.Log.With("component", "servicelb"), kick: make(chan struct{}, 1),
 		services: map[string]*api.Service{}, slices: map[string]*api.EndpointSlice{}, synced: map[string]bool{},
 		applied: map[string]netpolicy.Service{}}
-	c.lns = listeners{log: c.log, running: map[string]*proxy{}}
+	c.lns = listeners{log: c.log, running: map[string]*proxy{}, localHTTP: cfg.LocalHTTP}
 	cgroup := cfg.CgroupPath
 	if cgroup == "" {
 		if cg, err := OwnCgroup(); err == nil {

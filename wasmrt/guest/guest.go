@@ -42,8 +42,14 @@ func ServeStream(h http.Handler, in io.Reader, out io.Writer) error {
 			}
 			return fmt.Errorf("read request: %w", err)
 		}
-		if xff := req.Header.Get("X-Forwarded-For"); xff != "" {
-			req.RemoteAddr = xff
+		// The host appends the address the request came from as the
+		// last hop of X-Forwarded-For; earlier hops are the client's say.
+		if xff := req.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			req.RemoteAddr = strings.TrimSpace(last)
 		}
 		rec.reset()
 		// No recover: a panicking handler kills the instance and the host

@@ -68,3 +68,15 @@ func TestServeStreamBadRequest(t *testing.T) {
 		t.Fatal("want an error for a malformed request")
 	}
 }
+
+func TestServeStreamRemoteAddrIsLastHop(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.RemoteAddr) })
+	in := "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.1, 192.0.2.7\r\nContent-Length: 0\r\n\r\n"
+	var out bytes.Buffer
+	if err := ServeStream(h, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out.String(), "\r\n\r\n192.0.2.7") {
+		t.Fatalf("response %q", out.String())
+	}
+}
