@@ -521,7 +521,13 @@ func (h *HTTPHandler) servePersistent(w http.ResponseWriter, r *http.Request) {
 	// The request is written concurrently with reading the response so a
 	// guest that answers before reading its whole body cannot deadlock us.
 	werr := make(chan error, 1)
-	go func() { werr <- writeRequest(p.bw, r, body, n) }()
+	if n == 0 {
+		// Without a body the guest reads the whole request before it can
+		// answer, so writing first cannot deadlock; it saves a goroutine.
+		werr <- writeRequest(p.bw, r, body, n)
+	} else {
+		go func() { werr <- writeRequest(p.bw, r, body, n) }()
+	}
 
 	resp, err := http.ReadResponse(p.br, r)
 	if err == nil && resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 && bodyAllowed(r, resp) {

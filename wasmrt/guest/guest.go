@@ -78,7 +78,12 @@ type recorder struct {
 }
 
 func (r *recorder) reset() {
-	r.header = make(http.Header)
+	// Reused: allocation is dear inside wasm, and a handler may not keep
+	// its response headers past ServeHTTP.
+	if r.header == nil {
+		r.header = make(http.Header)
+	}
+	clear(r.header)
 	r.status = 0
 	r.body.Reset()
 }
