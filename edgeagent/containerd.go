@@ -183,6 +183,14 @@ func (a *Agent) closeContainerd() {
 }
 
 // reportRuntimes sets the node's runtimes and ContainerRuntimeReady.
+// Runtimes lists the runtimes the node offers now.
+func (a *Agent) Runtimes() []string {
+	if rt, _ := a.oci.runtime(); rt != nil {
+		return []string{api.RuntimeWasm, api.RuntimeOCI}
+	}
+	return []string{api.RuntimeWasm}
+}
+
 func (a *Agent) reportRuntimes(n *api.Node) {
 	rt, err := a.oci.runtime()
 	n.Status.Runtimes = []string{api.RuntimeWasm}

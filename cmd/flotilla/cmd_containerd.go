@@ -15,7 +15,7 @@ func (r *root) containerdFlags(cmd *cobra.Command) {
 	f.String("containerd-socket", edgeagent.DefaultContainerdSocket, "containerd socket for OCI containers (K3s: /run/k3s/containerd/containerd.sock; \"off\" runs wasm only) (env FLOTILLA_CONTAINERD_SOCKET)")
 	f.String("containerd-namespace", oci.DefaultNamespace, "containerd namespace of the agent's containers (env FLOTILLA_CONTAINERD_NAMESPACE)")
 	f.String("containerd-snapshotter", "", "containerd snapshotter (default: the namespace's default, else overlayfs if it works, else native) (env FLOTILLA_CONTAINERD_SNAPSHOTTER)")
-	f.Bool("image-registry-pull", true, "pull OCI images missing on the node from their registry; false for air-gapped fleets that use `flotilla image import` (env FLOTILLA_IMAGE_REGISTRY_PULL)")
+	f.Bool("image-registry-pull", true, "pull OCI images missing on the node from their registry; false for air-gapped fleets that use flotilla image import (env FLOTILLA_IMAGE_REGISTRY_PULL)")
 	for flag, key := range map[string]string{
 		"containerd-socket":      config.KeyContainerdSocket,
 		"containerd-namespace":   config.KeyContainerdNamespace,

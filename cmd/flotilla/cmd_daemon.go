@@ -43,8 +43,8 @@ func (r *root) serverCmd() *cobra.Command {
 }
 
 func (r *root) agentCmd() *cobra.Command {
-	var labels, ports string
 	o := daemon.AgentOptions{}
+	var node nodeFlags
 	cmd := &cobra.Command{
 		Use:     "agent",
 		Short:   "Run the edge agent that registers this board as a node and runs its pods",
@@ -52,10 +52,7 @@ func (r *root) agentCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if o.Labels, err = daemon.ParseLabels(labels); err != nil {
-				return err
-			}
-			if o.PortRange, err = daemon.ParsePortRange(ports); err != nil {
+			if o.Node, err = node.options(r); err != nil {
 				return err
 			}
 			s, err := r.settings()
@@ -66,9 +63,6 @@ func (r *root) agentCmd() *cobra.Command {
 				return err
 			}
 			o.Server, o.Token = s.Server, s.Token
-			if o.Containerd, err = r.containerdConfig(); err != nil {
-				return err
-			}
 			setAgentVersion()
 			ctx, cancel := untilSignal(cmd.Context())
 			defer cancel()
@@ -76,20 +70,14 @@ func (r *root) agentCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Name, "name", daemon.DefaultNodeName(), "node name")
-	f.StringVar(&labels, "labels", "", "node labels k=v,k=v")
 	f.StringVar(&o.DataDir, "data-dir", config.DefaultDataDir("agent"), "module cache and local state")
-	f.StringVar(&o.Address, "address", "", "address advertised for pod ports (default: first non-loopback IPv4)")
-	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
-	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
-	f.BoolVar(&o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies on this node's wasm pods' outbound calls")
-	r.containerdFlags(cmd)
+	node.register(r, cmd, "", "address advertised for pod ports (default: first non-loopback IPv4)")
 	return cmd
 }
 
 func (r *root) upCmd() *cobra.Command {
-	var ports string
 	o := daemon.UpOptions{Version: version}
+	var node nodeFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a one-machine fleet: control plane, embedded NATS and a local agent",
@@ -100,10 +88,7 @@ func (r *root) upCmd() *cobra.Command {
 				return err
 			}
 			o.ContextPath = path
-			if o.Containerd, err = r.containerdConfig(); err != nil {
-				return err
-			}
-			if o.PortRange, err = daemon.ParsePortRange(ports); err != nil {
+			if o.Node, err = node.options(r); err != nil {
 				return err
 			}
 			setAgentVersion()
@@ -115,13 +100,42 @@ func (r *root) upCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.DataDir, "data-dir", config.DefaultDataDir("up"), "state directory of the server and the agent")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:4222", "where the embedded NATS listens")
-	f.StringVar(&o.Name, "name", daemon.DefaultNodeName(), "name of the local node")
-	f.StringVar(&o.Address, "address", "127.0.0.1", "address of the local node's pod ports")
-	f.StringVar(&ports, "port-range", "40000-44999", "host ports handed to pods")
-	f.StringVar(&o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
-	f.BoolVar(&o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies on this node's wasm pods' outbound calls")
-	r.containerdFlags(cmd)
+	node.register(r, cmd, "127.0.0.1", "address of the local node's pod ports")
 	return cmd
+}
+
+// nodeFlags are the flags `agent` and `up` share: they describe the node.
+type nodeFlags struct {
+	o      daemon.NodeOptions
+	labels string
+	ports  string
+}
+
+func (n *nodeFlags) register(r *root, cmd *cobra.Command, address, addressHelp string) {
+	f := cmd.Flags()
+	f.StringVar(&n.o.Name, "name", daemon.DefaultNodeName(), "node name")
+	f.StringVar(&n.labels, "labels", "", "node labels k=v,k=v")
+	f.StringVar(&n.o.Address, "address", address, addressHelp)
+	f.StringVar(&n.ports, "port-range", "40000-44999", "host ports handed to pods")
+	f.StringVar(&n.o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	f.BoolVar(&n.o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies on this node's wasm pods' outbound calls")
+	r.containerdFlags(cmd)
+}
+
+// options parses the flags that need it.
+func (n *nodeFlags) options(r *root) (daemon.NodeOptions, error) {
+	o := n.o
+	var err error
+	if o.Labels, err = daemon.ParseLabels(n.labels); err != nil {
+		return o, err
+	}
+	if o.PortRange, err = daemon.ParsePortRange(n.ports); err != nil {
+		return o, err
+	}
+	if o.Containerd, err = r.containerdConfig(); err != nil {
+		return o, err
+	}
+	return o, nil
 }
 
 // setAgentVersion reports this binary's version as the node's agent

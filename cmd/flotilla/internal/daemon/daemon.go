@@ -84,11 +84,17 @@ func RunServer(ctx context.Context, o ServerOptions, out io.Writer, log *slog.Lo
 
 // AgentOptions configure `flotilla agent`.
 type AgentOptions struct {
+	Node    NodeOptions
+	Server  string
+	Token   string
+	DataDir string
+}
+
+// NodeOptions are what `flotilla agent` and `flotilla up` both say about
+// the node they run.
+type NodeOptions struct {
 	Name      string
 	Labels    map[string]string
-	Server    string
-	Token     string
-	DataDir   string
 	Address   string
 	PortRange [2]int
 	ServiceLB string // auto, ebpf, userspace or off
@@ -98,17 +104,23 @@ type AgentOptions struct {
 	Containerd edgeagent.ContainerdConfig
 }
 
+// agentConfig is the agent configuration the node options describe.
+func (n NodeOptions) agentConfig(dataDir string, log *slog.Logger) edgeagent.Config {
+	return edgeagent.Config{
+		Name: n.Name, Labels: n.Labels, DataDir: dataDir, Address: n.Address, PortRange: n.PortRange,
+		ServiceLB: n.ServiceLB, NetworkPolicy: n.NetworkPolicy, Containerd: n.Containerd, Log: log,
+	}
+}
+
 // RunAgent runs an edge agent until ctx ends.
 func RunAgent(ctx context.Context, o AgentOptions, log *slog.Logger) error {
-	a, err := edgeagent.Start(ctx, edgeagent.Config{
-		Name: o.Name, Labels: o.Labels, NATSURL: o.Server, Token: o.Token,
-		DataDir: o.DataDir, Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB,
-		NetworkPolicy: o.NetworkPolicy, Containerd: o.Containerd, Log: log,
-	})
+	cfg := o.Node.agentConfig(o.DataDir, log)
+	cfg.NATSURL, cfg.Token = o.Server, o.Token
+	a, err := edgeagent.Start(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
 	}
-	log.Info("agent running", "node", o.Name, "server", o.Server)
+	log.Info("agent running", "node", o.Node.Name, "server", o.Server)
 	<-ctx.Done()
 	log.Info("stopping agent")
 	a.Stop()
@@ -117,17 +129,11 @@ func RunAgent(ctx context.Context, o AgentOptions, log *slog.Logger) error {
 
 // UpOptions configure `flotilla up`.
 type UpOptions struct {
-	DataDir   string
-	Listen    string
-	Name      string
-	Address   string
-	PortRange [2]int
-	ServiceLB string
-	// NetworkPolicy enforces NetworkPolicies on the local node's pods.
-	NetworkPolicy bool
-	Containerd    edgeagent.ContainerdConfig
-	ContextPath   string
-	Version       string
+	Node        NodeOptions
+	DataDir     string
+	Listen      string
+	ContextPath string
+	Version     string
 }
 
 // RunUp runs a control plane with its embedded NATS and a local agent in
@@ -142,11 +148,9 @@ func RunUp(ctx context.Context, o UpOptions, out io.Writer, log *slog.Logger) er
 	}
 	defer s.Stop()
 	// The agent shares the server's connection: one process, one client.
-	a, err := edgeagent.Start(ctx, edgeagent.Config{
-		Name: o.Name, Conn: s.Conn(), DataDir: filepath.Join(o.DataDir, "agent"),
-		Address: o.Address, PortRange: o.PortRange, ServiceLB: o.ServiceLB,
-		NetworkPolicy: o.NetworkPolicy, Containerd: o.Containerd, Log: log,
-	})
+	cfg := o.Node.agentConfig(filepath.Join(o.DataDir, "agent"), log)
+	cfg.Conn = s.Conn()
+	a, err := edgeagent.Start(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start local agent: %w", err)
 	}
@@ -159,7 +163,7 @@ Try:
   flotilla get nodes
   flotilla module push examples/hello/hello-v1.wasm hello:v1
   flotilla create deployment web --image=hello:v1 --replicas=3 --port=8080
-`, url, o.ContextPath, o.Name, api.RuntimeWasm)
+`, url, o.ContextPath, o.Node.Name, strings.Join(a.Runtimes(), ", "))
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
