@@ -16,12 +16,10 @@ var (
 	nodeB = netip.MustParseAddr("10.0.0.2")
 	nodeC = netip.MustParseAddr("10.0.0.3")
 
-	feHTTP  = netip.AddrPortFrom(nodeA, 40000)
 	beHTTP  = netip.AddrPortFrom(nodeB, 40001)
 	beMetr  = netip.AddrPortFrom(nodeB, 40002)
 	dbPG    = netip.AddrPortFrom(nodeB, 40003)
 	monProd = netip.AddrPortFrom(nodeC, 40004)
-	monDev  = netip.AddrPortFrom(nodeC, 40005)
 
 	svcBackend = netip.MustParseAddrPort("10.43.0.10:80") // -> beHTTP
 	svcMixed   = netip.MustParseAddrPort("10.43.0.11:80") // -> beHTTP, dbPG
