@@ -18,9 +18,18 @@ import (
 // it accepts outside connections (TCP) or datagrams (UDP) and relays them
 // to a backend. The socket LB cannot do this: its hooks see only
 // connections that processes of this node originate.
+//
+// NetworkPolicy: a connection or UDP session from client address C goes
+// only to a backend B for which admit(C, B, proto) allows it (the ingress
+// rules of B's pod); when no backend admits C, a TCP connection is closed
+// at once and C's datagrams are dropped. The check is made when the
+// connection or session starts; a policy change does not cut what is
+// already relayed.
 type proxy struct {
 	key      string
+	proto    string
 	backends atomic.Pointer[[]netip.AddrPort]
+	admit    admitFunc // nil admits everything
 	// local (externalTrafficPolicy Local) with localHTTP set: a backend
 	// served in this process gets the connection itself (serveLocal).
 	local     atomic.Bool
@@ -39,8 +48,9 @@ const (
 
 func listenerKey(l Listener) string { return l.Protocol + " " + l.Addr.String() }
 
-func startProxy(l Listener, log *slog.Logger, localHTTP LocalHTTP) (*proxy, error) {
-	p := &proxy{key: listenerKey(l), log: log.With("listener", listenerKey(l), "service", l.Service), done: make(chan struct{}), localHTTP: localHTTP}
+func startProxy(l Listener, log *slog.Logger, localHTTP LocalHTTP, admit admitFunc) (*proxy, error) {
+	p := &proxy{key: listenerKey(l), proto: l.Protocol, admit: admit, log: log.With("listener", listenerKey(l), "service", l.Service),
+		done: make(chan struct{}), localHTTP: localHTTP}
 	p.set(l)
 	switch l.Protocol {
 	case "TCP":
@@ -75,9 +85,32 @@ func (p *proxy) close() {
 	p.wg.Wait()
 }
 
-// pick chooses a random backend, avoiding ones that already failed.
-func (p *proxy) pick(failed map[netip.AddrPort]bool) (netip.AddrPort, bool) {
+// admitted returns the current backends that NetworkPolicy lets client
+// reach and, when some are left out, the reason of the first refusal.
+func (p *proxy) admitted(client netip.Addr) ([]netip.AddrPort, string) {
 	bs := *p.backends.Load()
+	if p.admit == nil {
+		return bs, ""
+	}
+	ok := make([]netip.AddrPort, 0, len(bs))
+	reason := ""
+	for _, b := range bs {
+		if d := p.admit(client, b, p.proto); d.Allowed {
+			ok = append(ok, b)
+		} else if reason == "" {
+			reason = d.Reason
+		}
+	}
+	return ok, reason
+}
+
+// refuse logs that no backend admits client.
+func (p *proxy) refuse(client netip.Addr, reason string) {
+	p.log.Debug("client refused by NetworkPolicy", "client", client, "reason", reason)
+}
+
+// pick chooses a random backend of bs, avoiding ones that already failed.
+func pick(bs []netip.AddrPort, failed map[netip.AddrPort]bool) (netip.AddrPort, bool) {
 	var ok []netip.AddrPort
 	for _, b := range bs {
 		if !failed[b] {
@@ -105,13 +138,22 @@ func (p *proxy) serveTCP(ln net.Listener) {
 	}
 }
 
-// relayTCP dials a backend (up to 3 tries on different backends) and
-// copies both ways until either side closes. With no backend the client
-// connection is closed at once rather than left hanging.
+// relayTCP dials a backend the client is admitted to (up to 3 tries on
+// different backends) and copies both ways until either side closes. With
+// no such backend the client connection is closed at once rather than left
+// hanging.
 func (p *proxy) relayTCP(c net.Conn) {
 	defer c.Close()
+	client := remoteAddr(c)
+	bs, reason := p.admitted(client)
+	if len(bs) == 0 {
+		if reason != "" {
+			p.refuse(client, reason)
+		}
+		return
+	}
 	if p.local.Load() && p.localHTTP != nil {
-		if b, ok := p.pick(nil); ok {
+		if b, ok := pick(bs, nil); ok {
 			if h := p.localHTTP.LocalHTTPHandler(b); h != nil {
 				p.serveLocal(c, b, h)
 				return
@@ -121,7 +163,7 @@ func (p *proxy) relayTCP(c net.Conn) {
 	failed := map[netip.AddrPort]bool{}
 	var be net.Conn
 	for try := 0; try < 3 && be == nil; try++ {
-		b, ok := p.pick(failed)
+		b, ok := pick(bs, failed)
 		if !ok {
 			break
 		}
@@ -223,6 +265,16 @@ func (l *oneConnListener) Close() error {
 
 func (l *oneConnListener) Addr() net.Addr { return l.addr }
 
+// remoteAddr is the client's address; invalid (matched by no ipBlock) if
+// the connection cannot tell.
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
 func closeWrite(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
@@ -230,8 +282,10 @@ func closeWrite(c net.Conn) {
 }
 
 // serveUDP keeps one session per client address: a connected socket to
-// the backend chosen for that client, whose replies are sent back from
-// the listener's socket. Idle sessions end after udpIdle.
+// the backend chosen for that client (among those it is admitted to),
+// whose replies are sent back from the listener's socket. Idle sessions
+// end after udpIdle. Datagrams of a client admitted to no backend are
+// dropped.
 func (p *proxy) serveUDP(pc *net.UDPConn) {
 	var mu sync.Mutex
 	sessions := map[netip.AddrPort]*net.UDPConn{}
@@ -256,7 +310,11 @@ func (p *proxy) serveUDP(pc *net.UDPConn) {
 		mu.Lock()
 		s := sessions[from]
 		if s == nil && len(sessions) < maxSessions {
-			if b, ok := p.pick(nil); ok {
+			bs, reason := p.admitted(from.Addr().Unmap())
+			if len(bs) == 0 && reason != "" {
+				p.refuse(from.Addr().Unmap(), reason)
+			}
+			if b, ok := pick(bs, nil); ok {
 				if c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(b)); err == nil {
 					s = c
 					sessions[from] = c
@@ -292,6 +350,9 @@ type listeners struct {
 	log       *slog.Logger
 	running   map[string]*proxy
 	localHTTP LocalHTTP
+	// admit is every proxy's NetworkPolicy check (listenerAdmit); nil
+	// admits everything.
+	admit admitFunc
 }
 
 func (ls *listeners) sync(want []Listener) {
@@ -306,7 +367,7 @@ func (ls *listeners) sync(want []Listener) {
 			p.set(l)
 			continue
 		}
-		p, err := startProxy(l, ls.log, ls.localHTTP)
+		p, err := startProxy(l, ls.log, ls.localHTTP, ls.admit)
 		if err != nil {
 			ls.log.Warn("cannot listen for service", "err", err)
 			continue

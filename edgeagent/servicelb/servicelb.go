@@ -44,6 +44,10 @@ type Config struct {
 	// (userspace.LB.SetAdmit): the NetworkPolicy check of the proxy. The
 	// eBPF LB does not use it.
 	Admit userspace.AdmitFunc
+	// Policy alone makes the node-port listeners and the TC node-port
+	// translation admit a client only to backends whose ingress rules
+	// allow its address.
+	//
 	// Policy and PodCgroups, both set, make an eBPF LB enforce
 	// NetworkPolicy at connect time for the local pods PodCgroups lists
 	// (cgroup v2 directory -> pod): each cgroup gets its pod's
@@ -85,6 +89,9 @@ type Controller struct {
 	synced   map[string]bool               // kind -> initial list seen
 	lns      listeners
 	applied  map[string]netpolicy.Service // "vip:port/proto" -> what LB holds
+	// np translates node ports of Local services at TC (eBPF mode
+	// only; nil when it could not attach).
+	np *nodePorts
 }
 
 // Start creates the load balancer, reports its mode on the Node and starts
@@ -103,7 +110,7 @@ func Start(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, log: cfg.Log.With("component", "servicelb"), kick: make(chan struct{}, 1),
 		services: map[string]*api.Service{}, slices: map[string]*api.EndpointSlice{}, synced: map[string]bool{},
 		applied: map[string]netpolicy.Service{}}
-	c.lns = listeners{log: c.log, running: map[string]*proxy{}, localHTTP: cfg.LocalHTTP}
+	c.lns = listeners{log: c.log, running: map[string]*proxy{}, localHTTP: cfg.LocalHTTP, admit: listenerAdmit(cfg.Policy)}
 	cgroup := cfg.CgroupPath
 	if cgroup == "" {
 		if cg, err := OwnCgroup(); err == nil {
@@ -119,7 +126,12 @@ func Start(cfg Config) (*Controller, error) {
 		if us, ok := lb.(*userspace.LB); ok && cfg.Admit != nil {
 			us.SetAdmit(cfg.Admit)
 		}
-		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", reason)
+		if _, ok := lb.(*ebpflb.LB); ok {
+			var why string
+			c.np, why = startNodePorts(cfg, c.log)
+			c.reason += "; " + why
+		}
+		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", c.reason)
 		// What an earlier agent left in pinned maps is known, so stale
 		// services are removed on the first sync.
 		for _, s := range lb.Services() {
@@ -132,6 +144,9 @@ func Start(cfg Config) (*Controller, error) {
 	c.wg.Go(func() { c.follow(ctx, "Service") })
 	c.wg.Go(func() { c.follow(ctx, "EndpointSlice") })
 	c.wg.Go(func() { c.syncLoop(ctx) })
+	if c.np != nil && cfg.Policy != nil {
+		c.wg.Go(func() { c.pokeOnPolicy(ctx) })
+	}
 	if eb, ok := c.lb.(*ebpflb.LB); ok && cfg.Policy != nil && cfg.PodCgroups != nil {
 		c.wg.Go(func() { c.policyLoop(ctx, eb) })
 	}
@@ -157,6 +172,9 @@ func (c *Controller) Stop() {
 	c.wg.Wait()
 	c.mu.Lock()
 	c.lns.closeAll()
+	if c.np != nil {
+		c.np.close()
+	}
 	c.mu.Unlock()
 	if c.lb != nil {
 		if err := c.lb.Close(); err != nil {
@@ -227,6 +245,19 @@ func (c *Controller) update(kind, k string, deleted bool, o api.Object) {
 	c.poke()
 }
 
+// pokeOnPolicy resyncs after every policy change: the node-port
+// translation holds each backend's admitted clients.
+func (c *Controller) pokeOnPolicy(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.cfg.Policy.Changed():
+			c.poke()
+		}
+	}
+}
+
 func (c *Controller) poke() {
 	select {
 	case c.kick <- struct{}{}:
@@ -268,6 +299,13 @@ func (c *Controller) sync() {
 	addr, _ := netip.ParseAddr(c.cfg.NodeAddress)
 	d := Compute(svcs, c.slices, c.cfg.NodeName, addr)
 	c.lns.sync(d.Listeners)
+	if c.np != nil {
+		var eng *policy.Engine
+		if c.cfg.Policy != nil && c.cfg.Policy.Synced() {
+			eng = c.cfg.Policy.Engine()
+		}
+		c.np.sync(d.Listeners, c.cfg.Policy != nil, eng)
+	}
 	if c.lb == nil {
 		return
 	}

@@ -13,32 +13,68 @@ import (
 	"github.com/flotilla-edge/flotilla/internal/testfleet"
 )
 
+// Node ports of externalTrafficPolicy Local services keep the client's
+// address; Cluster relays from the node's. The client is the test
+// namespace's side of the veth, the node the root side, where the agent's
+// TC programs attach.
+
 // TestServiceLocalPolicyKeepsClientAddress: a wasm HTTP module that
-// echoes its RemoteAddr (testdata/whoami) behind a NodePort service,
-// called from the test namespace's address. With externalTrafficPolicy
-// Local the node-port listener hands the connection to the pod's handler
-// in-process, so the module sees the client's address; with Cluster the
-// listener relays and the module sees the node's.
+// echoes its RemoteAddr (testdata/whoami).
 func TestServiceLocalPolicyKeepsClientAddress(t *testing.T) {
 	e := newSvcEnv(t)
 	f := testfleet.Start(t)
-	ctx := context.Background()
-	a, err := edgeagent.Start(ctx, edgeagent.Config{
+	startLocalAgent(t, f, e, nil)
+	f.Push(t, "internal/e2e/testdata/whoami", "whoami:v1")
+	mustCLI(t, f, "create", "deployment", "whoami", "--image=whoami:v1", "--port=8080", "--replicas=2")
+	testfleet.WaitFor(t, "2 pods Running", 60*time.Second, allRunning(t, f, "app=whoami", 2))
+	checkClientAddress(t, f, e, "whoami")
+}
+
+// TestServiceLocalPolicyKeepsClientAddressOCI: containers (host
+// networking, so the agent cannot hand the connection over in-process)
+// behind a Local node port see the client's address: the TC programs
+// translate the node port to the container's port and back.
+func TestServiceLocalPolicyKeepsClientAddressOCI(t *testing.T) {
+	e := newSvcEnv(t)
+	f := testfleet.Start(t)
+	startLocalAgent(t, f, e, testfleet.ContainerdForTest(t))
+	img := importImage(t, f, "clientip")
+	d := serverDeployment("echo", img, 2, api.EnvVar{Name: "BIND", Value: "0.0.0.0"}, api.EnvVar{Name: "ECHO_REMOTE", Value: "1"})
+	if _, err := f.Client.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	testfleet.WaitFor(t, "2 containers Running", 90*time.Second, allRunning(t, f, "app=echo", 2))
+	checkClientAddress(t, f, e, "echo")
+}
+
+// startLocalAgent runs one agent on the node side of the test's veth with
+// the eBPF LB in the test's cgroup and pin dir.
+func startLocalAgent(t *testing.T, f *testfleet.Fleet, e *svcEnv, cc *edgeagent.ContainerdConfig) {
+	t.Helper()
+	cfg := edgeagent.Config{
 		Name: "pi-1", NATSURL: f.Server.URL(), Token: f.Server.Token(), DataDir: t.TempDir(),
 		Address: e.nodeAddr, HeartbeatInterval: time.Second, Log: testfleet.Logger(),
 		ServiceLB: "ebpf", LBCgroupPath: e.cgroup, LBPinDir: e.pinDir,
-	})
+	}
+	if cc != nil {
+		cfg.Containerd = *cc
+	}
+	a, err := edgeagent.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Stop)
-	f.Push(t, "internal/e2e/testdata/whoami", "whoami:v1")
+}
 
-	mustCLI(t, f, "create", "deployment", "whoami", "--image=whoami:v1", "--port=8080", "--replicas=2")
-	testfleet.WaitFor(t, "2 pods Running", 60*time.Second, allRunning(t, f, "app=whoami", 2))
-	mustCLI(t, f, "expose", "deployment/whoami", "--type=NodePort", "--port=80", "--target-port=8080")
+// checkClientAddress exposes deployment name (2 pods answering with
+// "remote=<addr>") as a NodePort service and checks what the pods see
+// with the Local and the Cluster policy.
+func checkClientAddress(t *testing.T, f *testfleet.Fleet, e *svcEnv, name string) {
+	t.Helper()
+	ctx := context.Background()
+	mustCLI(t, f, "expose", "deployment/"+name, "--type=NodePort", "--port=80", "--target-port=8080")
 	setPolicy := func(p string) *api.Service {
-		o, err := f.Client.Modify(ctx, "Service", "default", "whoami", func(o api.Object) error {
+		o, err := f.Client.Modify(ctx, "Service", "default", name, func(o api.Object) error {
 			o.(*api.Service).Spec.ExternalTrafficPolicy = p
 			return nil
 		})
@@ -49,7 +85,7 @@ func TestServiceLocalPolicyKeepsClientAddress(t *testing.T) {
 	}
 	svc := setPolicy(api.TrafficPolicyLocal)
 	testfleet.WaitFor(t, "2 ready endpoints", 10*time.Second, func() bool {
-		o, err := f.Client.Get(ctx, "EndpointSlice", "default", "whoami")
+		o, err := f.Client.Get(ctx, "EndpointSlice", "default", name)
 		if err != nil {
 			return false
 		}
@@ -64,27 +100,37 @@ func TestServiceLocalPolicyKeepsClientAddress(t *testing.T) {
 	addr := net.JoinHostPort(e.nodeAddr, strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))
 	client := strings.TrimSuffix(e.nodeAddr, ".1") + ".2" // the namespace side of the veth
 
-	// remotes is what the module said its RemoteAddr was, per answer.
-	remotes := func(r clientResult) map[string]int {
-		out := map[string]int{}
+	// remotes is the address each answer says its client had, per pod.
+	remotes := func(r clientResult) (map[string]int, map[string]int) {
+		addrs, pods := map[string]int{}, map[string]int{}
 		for body, n := range r.Answers {
 			_, after, _ := strings.Cut(body, "remote=")
-			out[strings.TrimSpace(after)] += n
+			a := strings.Fields(after + " ")[0]
+			if h, _, err := net.SplitHostPort(a); err == nil {
+				a = h
+			}
+			addrs[a] += n
+			pods[strings.Fields(body + " ")[0]] += n
 		}
-		return out
+		return addrs, pods
 	}
 	check := func(t *testing.T, want string) {
 		t.Helper()
 		var r clientResult
 		testfleet.WaitFor(t, "the node port answers with "+want, 10*time.Second, func() bool {
 			r = e.fromNetns(t, "get", addr, 1)
-			return len(r.Errs) == 0 && remotes(r)[want] == 1
+			got, _ := remotes(r)
+			return len(r.Errs) == 0 && got[want] == 1
 		})
-		r = e.fromNetns(t, "get", addr, 20)
-		if got := remotes(r); len(r.Errs) > 0 || got[want] != 20 {
-			t.Fatalf("20 requests to %s: module saw %v (want %s), errors %v", addr, got, want, r.Errs)
+		r = e.fromNetns(t, "get", addr, 30)
+		got, pods := remotes(r)
+		if len(r.Errs) > 0 || got[want] != 30 {
+			t.Fatalf("30 requests to %s: pods saw %v (want %s), errors %v", addr, got, want, r.Errs)
 		}
-		t.Logf("node port %s: module saw %v", addr, remotes(r))
+		if len(pods) != 2 {
+			t.Fatalf("30 requests to %s answered by %v, want both pods", addr, pods)
+		}
+		t.Logf("node port %s: pods saw %v, answers per pod %v", addr, got, pods)
 	}
 
 	t.Run("LocalKeepsTheClientAddress", func(t *testing.T) { check(t, client) })

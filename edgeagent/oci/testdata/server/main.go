@@ -5,9 +5,11 @@
 //
 // Modes:
 //
-//	(none)            HTTP server on 127.0.0.1:$PORT answering
-//	                  "<POD_NAME|HOSTNAME> v=<VERSION>"; logs "request <path>"
-//	                  on stdout and "listening on ..." on stderr
+//	(none)            HTTP server on $BIND:$PORT (BIND defaults to
+//	                  127.0.0.1) answering "<POD_NAME|HOSTNAME> v=<VERSION>",
+//	                  followed by " remote=<client ip:port>" when
+//	                  ECHO_REMOTE=1; logs "request <path>" on stdout and
+//	                  "listening on ..." on stderr
 //	-ignore-term      like the default, but SIGTERM is ignored (needs SIGKILL)
 //	-hog              allocate and touch memory until killed
 //	-exit N           print "exiting with N" and exit with code N
@@ -134,27 +136,55 @@ func serve() {
 		fail("socket: ", err.Error())
 	}
 	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+	bind := "127.0.0.1"
+	if b := os.Getenv("BIND"); b != "" {
+		bind = b
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: ipv4(bind)}); err != nil {
 		fail("bind: ", err.Error())
 	}
 	if err := syscall.Listen(fd, 64); err != nil {
 		fail("listen: ", err.Error())
 	}
-	say(os.Stderr, "listening on 127.0.0.1:", strconv.Itoa(port))
+	say(os.Stderr, "listening on ", bind, ":", strconv.Itoa(port))
+	echoRemote := os.Getenv("ECHO_REMOTE") == "1"
 	for {
-		c, _, err := syscall.Accept(fd)
+		c, sa, err := syscall.Accept(fd)
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
 			}
 			fail("accept: ", err.Error())
 		}
-		go answer(c, name)
+		remote := ""
+		if in4, ok := sa.(*syscall.SockaddrInet4); echoRemote && ok {
+			a := in4.Addr
+			remote = " remote=" + strconv.Itoa(int(a[0])) + "." + strconv.Itoa(int(a[1])) + "." +
+				strconv.Itoa(int(a[2])) + "." + strconv.Itoa(int(a[3])) + ":" + strconv.Itoa(in4.Port)
+		}
+		go answer(c, name, remote)
 	}
 }
 
+// ipv4 parses a dotted-quad address.
+func ipv4(s string) [4]byte {
+	var a [4]byte
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		fail("bad IPv4 address ", s)
+	}
+	for i, p := range parts {
+		n := atoi(p)
+		if n < 0 || n > 255 {
+			fail("bad IPv4 address ", s)
+		}
+		a[i] = byte(n)
+	}
+	return a
+}
+
 // answer reads one HTTP/1.x request head and writes the reply.
-func answer(fd int, name string) {
+func answer(fd int, name, remote string) {
 	defer syscall.Close(fd)
 	tv := syscall.Timeval{Sec: 5}
 	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
@@ -175,7 +205,7 @@ func answer(fd int, name string) {
 		path = f[1]
 	}
 	say(os.Stdout, "request ", path)
-	body := name + " v=" + os.Getenv("VERSION") + "\n"
+	body := name + " v=" + os.Getenv("VERSION") + remote + "\n"
 	resp := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " + strconv.Itoa(len(body)) +
 		"\r\nConnection: close\r\n\r\n" + body
 	for b := []byte(resp); len(b) > 0; {

@@ -1,5 +1,6 @@
 // Command whoami is a test HTTP module that answers every request with
-// its RemoteAddr: the client address the host passed on. Build with
+// its pod's name and its RemoteAddr: the client address the host passed
+// on. Build with
 // GOOS=wasip1 GOARCH=wasm.
 package main
 
@@ -14,7 +15,7 @@ import (
 func main() {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "remote=%s\n", r.RemoteAddr)
+		fmt.Fprintf(w, "%s remote=%s\n", os.Getenv("POD_NAME"), r.RemoteAddr)
 	})
 	if err := guest.Serve(h); err != nil {
 		fmt.Fprintln(os.Stderr, "whoami:", err)
