@@ -118,9 +118,9 @@ func (e *testEnv) inNetns(fn func() error) error {
 	return <-errc
 }
 
-// startBackends runs a TCP and a UDP server on each address inside the
-// namespace. Both answer every request line / datagram with the backend's
-// identity (its address).
+// startBackends runs a TCP and a UDP server on each address (IPv4 or IPv6)
+// inside the namespace. Both answer every request line / datagram with the
+// backend's identity (its address).
 func (e *testEnv) startBackends(t testing.TB, addrs ...netip.AddrPort) {
 	t.Helper()
 	var closers []io.Closer
@@ -128,12 +128,16 @@ func (e *testEnv) startBackends(t testing.TB, addrs ...netip.AddrPort) {
 	err := e.inNetns(func() error {
 		for _, a := range addrs {
 			id := a.String()
-			ln, err := net.Listen("tcp4", a.String())
+			tcp, udp := "tcp4", "udp4"
+			if a.Addr().Is6() {
+				tcp, udp = "tcp6", "udp6"
+			}
+			ln, err := net.Listen(tcp, a.String())
 			if err != nil {
 				return err
 			}
 			closers = append(closers, ln)
-			pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(a))
+			pc, err := net.ListenUDP(udp, net.UDPAddrFromAddrPort(a))
 			if err != nil {
 				return err
 			}
@@ -190,9 +194,11 @@ func (e *testEnv) startBackends(t testing.TB, addrs ...netip.AddrPort) {
 	}
 }
 
-// helperReq / helperResp are the client protocol.
+// helperReq / helperResp are the client protocol. "tcp" and "udp" use
+// AF_INET sockets; "tcp6" and "udp6" use dual-stack AF_INET6 sockets (an
+// IPv4 Addr is dialled as ::ffff:a.b.c.d), as Node.js or Java do.
 type helperReq struct {
-	Op        string // "hello", "tcp", "udp", "bench"
+	Op        string // "hello", "tcp", "udp", "tcp6", "udp6", "bench"
 	Addr      string
 	N         int
 	Connected bool // udp: connected socket
@@ -369,6 +375,17 @@ func serveHelper(req helperReq) helperResp {
 			r.Counts[id]++
 			r.Peers[from]++
 		}
+	case "tcp6", "udp6":
+		for i := 0; i < req.N; i++ {
+			start := time.Now()
+			id, peer, err := inet6Request(req.Op == "tcp6", req.Addr, req.Connected)
+			if err != nil {
+				fail(start, err)
+				continue
+			}
+			r.Counts[id]++
+			r.Peers[peer]++
+		}
 	case "bench":
 		lat, err := bench(req.Addr, req.N, req.KeepAlive)
 		if err != nil {
@@ -425,11 +442,121 @@ func getpeername(c syscallConner) (string, error) {
 	if gerr != nil {
 		return "", gerr
 	}
-	s4, ok := sa.(*unix.SockaddrInet4)
-	if !ok {
-		return "", fmt.Errorf("peer %T", sa)
+	return sockaddrString(sa)
+}
+
+// sockaddrString formats a socket address keeping its family: an AF_INET6
+// peer is "[::ffff:a.b.c.d]:port" even when it carries an IPv4 address.
+func sockaddrString(sa unix.Sockaddr) (string, error) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String(), nil
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)).String(), nil
 	}
-	return netip.AddrPortFrom(netip.AddrFrom4(s4.Addr), uint16(s4.Port)).String(), nil
+	return "", fmt.Errorf("peer %T", sa)
+}
+
+// inet6Request asks once over a dual-stack AF_INET6 socket made with raw
+// syscalls (Go's net package would dial ::ffff:a.b.c.d with an AF_INET
+// socket). TCP: connect, getpeername, request, reply. UDP: sendto and
+// recvfrom on an unconnected socket, or connect, getpeername, send and
+// recvfrom (whose source must equal the peer). It returns the backend's
+// identity and the peer (TCP, connected UDP) or reply source (UDP).
+func inet6Request(stream bool, addr string, connected bool) (id, peer string, err error) {
+	dst, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return "", "", err
+	}
+	typ := unix.SOCK_DGRAM
+	if stream {
+		typ = unix.SOCK_STREAM
+	}
+	fd, err := unix.Socket(unix.AF_INET6, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", "", fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	// Dual-stack whatever net.ipv6.bindv6only says; the timeouts bound
+	// connect (SO_SNDTIMEO), send and recv.
+	tv := unix.NsecToTimeval(int64(2 * time.Second))
+	for _, o := range []struct{ level, opt int }{{unix.SOL_SOCKET, unix.SO_SNDTIMEO}, {unix.SOL_SOCKET, unix.SO_RCVTIMEO}} {
+		if err := unix.SetsockoptTimeval(fd, o.level, o.opt, &tv); err != nil {
+			return "", "", err
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+		return "", "", err
+	}
+	sa := &unix.SockaddrInet6{Addr: dst.Addr().As16(), Port: int(dst.Port())}
+	msg := []byte("who\n")
+	if stream || connected {
+		if err := connectNoEINTR(fd, sa); err != nil {
+			return "", "", fmt.Errorf("connect: %w", err)
+		}
+		psa, err := unix.Getpeername(fd)
+		if err != nil {
+			return "", "", fmt.Errorf("getpeername: %w", err)
+		}
+		if peer, err = sockaddrString(psa); err != nil {
+			return "", "", err
+		}
+		if _, err := noEINTR(func() (int, error) { return unix.Write(fd, msg) }); err != nil {
+			return "", "", fmt.Errorf("write: %w", err)
+		}
+	} else if _, err := noEINTR(func() (int, error) { return 0, unix.Sendto(fd, msg, 0, sa) }); err != nil {
+		return "", "", fmt.Errorf("sendto: %w", err)
+	}
+	buf := make([]byte, 2048)
+	if stream {
+		// Replies are one short line in one segment.
+		n, err := noEINTR(func() (int, error) { return unix.Read(fd, buf) })
+		if err != nil {
+			return "", "", fmt.Errorf("read: %w", err)
+		}
+		return strings.TrimSpace(string(buf[:n])), peer, nil
+	}
+	var from unix.Sockaddr
+	n, err := noEINTR(func() (n int, err error) { n, from, err = unix.Recvfrom(fd, buf, 0); return n, err })
+	if err != nil {
+		return "", "", fmt.Errorf("recvfrom: %w", err)
+	}
+	src, err := sockaddrString(from)
+	if err != nil {
+		return "", "", err
+	}
+	if connected && src != peer {
+		return "", "", fmt.Errorf("reply from %v but peer is %v", src, peer)
+	}
+	return strings.TrimSpace(string(buf[:n])), src, nil
+}
+
+// noEINTR retries f while it fails with EINTR: socket calls on a socket
+// with SO_RCVTIMEO/SO_SNDTIMEO are not restarted after a signal.
+func noEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// connectNoEINTR connects; an interrupted connect goes on in the
+// background, so it then waits for the socket to be writable and reads the
+// outcome from SO_ERROR.
+func connectNoEINTR(fd int, sa unix.Sockaddr) error {
+	err := unix.Connect(fd, sa)
+	for err == unix.EINTR {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		if _, err = unix.Poll(pfd, 2000); err == nil {
+			var soErr int
+			if soErr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soErr != 0 {
+				err = unix.Errno(soErr)
+			}
+		}
+	}
+	return err
 }
 
 type syscallConner interface {

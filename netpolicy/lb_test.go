@@ -4,9 +4,12 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf/link"
 
 	"github.com/flotilla-edge/flotilla/netpolicy"
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
@@ -44,6 +47,11 @@ func upsert(t testing.TB, lb netpolicy.LB, s netpolicy.Service) {
 }
 
 func ap(a netip.Addr, port uint16) string { return netip.AddrPortFrom(a, port).String() }
+
+// ap6 is a.b.c.d:port as an AF_INET6 socket spells it: [::ffff:a.b.c.d]:port.
+func ap6(a netip.Addr, port uint16) string {
+	return netip.AddrPortFrom(netip.AddrFrom16(a.As16()), port).String()
+}
 
 func TestLoadBalancers(t *testing.T) {
 	for _, mode := range []string{netpolicy.ModeEBPF, netpolicy.ModeUserspace} {
@@ -104,21 +112,61 @@ func TestLoadBalancers(t *testing.T) {
 				}
 			})
 
+			// Dual-stack AF_INET6 sockets (Node.js, Java) reach IPv4
+			// services at ::ffff:VIP and only ever see that address.
+			t.Run("IPv4MappedFromInet6Sockets", func(t *testing.T) {
+				upsert(t, lb, netpolicy.Service{VIP: vip, Port: 80, Protocol: "TCP", Backends: all})
+				upsert(t, lb, netpolicy.Service{VIP: vip, Port: 53, Protocol: "UDP", Backends: all})
+				for _, tc := range []struct {
+					name      string
+					op        string
+					port      uint16
+					connected bool
+				}{
+					{"TCP", "tcp6", 80, false},
+					{"UnconnectedUDP", "udp6", 53, false},
+					{"ConnectedUDP", "udp6", 53, true},
+				} {
+					t.Run(tc.name, func(t *testing.T) {
+						const n = 60
+						r := cl.do(t, helperReq{Op: tc.op, Addr: ap6(vip, tc.port), N: n, Connected: tc.connected})
+						if r.ErrCount > 0 {
+							t.Fatalf("%d errors: %v", r.ErrCount, r.Errs)
+						}
+						for _, b := range all {
+							if r.Counts[b.String()] == 0 {
+								t.Errorf("backend %v never chosen: %v", b, r.Counts)
+							}
+						}
+						// getpeername / the reply source: ::ffff:VIP, never
+						// the backend and never the AF_INET form.
+						if r.Peers[ap6(vip, tc.port)] != n {
+							t.Errorf("peers %v, want all %v", r.Peers, ap6(vip, tc.port))
+						}
+					})
+				}
+			})
+
 			t.Run("NoBackendsFailsFast", func(t *testing.T) {
 				upsert(t, lb, netpolicy.Service{VIP: vipEmpty, Port: 80, Protocol: "TCP"})
-				start := time.Now()
-				r := cl.do(t, helperReq{Op: "tcp", Addr: ap(vipEmpty, 80), N: 5})
-				if r.ErrCount != 5 {
-					t.Fatalf("want 5 failed connects, got %d errors, counts %v", r.ErrCount, r.Counts)
+				for _, tc := range []struct{ op, addr string }{
+					{"tcp", ap(vipEmpty, 80)},
+					{"tcp6", ap6(vipEmpty, 80)},
+				} {
+					start := time.Now()
+					r := cl.do(t, helperReq{Op: tc.op, Addr: tc.addr, N: 5})
+					if r.ErrCount != 5 {
+						t.Fatalf("%s: want 5 failed connects, got %d errors, counts %v", tc.op, r.ErrCount, r.Counts)
+					}
+					if r.MaxErrMS >= 1000 || time.Since(start) > 5*time.Second {
+						t.Fatalf("%s: slowest failure took %dms: %v", tc.op, r.MaxErrMS, r.Errs)
+					}
+					want := map[string]string{netpolicy.ModeEBPF: "operation not permitted", netpolicy.ModeUserspace: "connection refused"}[mode]
+					if !strings.Contains(r.Errs[0], want) {
+						t.Errorf("%s: error %q, want %q", tc.op, r.Errs[0], want)
+					}
+					t.Logf("%s connect error: %s (slowest %dms)", tc.op, r.Errs[0], r.MaxErrMS)
 				}
-				if r.MaxErrMS >= 1000 || time.Since(start) > 5*time.Second {
-					t.Fatalf("slowest failure took %dms: %v", r.MaxErrMS, r.Errs)
-				}
-				want := map[string]string{netpolicy.ModeEBPF: "operation not permitted", netpolicy.ModeUserspace: "connection refused"}[mode]
-				if !strings.Contains(r.Errs[0], want) {
-					t.Errorf("error %q, want %q", r.Errs[0], want)
-				}
-				t.Logf("connect error: %s (slowest %dms)", r.Errs[0], r.MaxErrMS)
 			})
 
 			t.Run("ClientIPAffinity", func(t *testing.T) {
@@ -130,11 +178,16 @@ func TestLoadBalancers(t *testing.T) {
 				if len(r.Counts) != 1 {
 					t.Fatalf("with affinity one client reached %v", r.Counts)
 				}
-				// Removing the pinned backend moves the client elsewhere.
 				var pinned netip.AddrPort
 				for id := range r.Counts {
 					pinned = netip.MustParseAddrPort(id)
 				}
+				// The same client on an AF_INET6 socket is the same client.
+				r = cl.do(t, helperReq{Op: "tcp6", Addr: ap6(vipAff, 80), N: 10})
+				if r.ErrCount > 0 || r.Counts[pinned.String()] != 10 {
+					t.Fatalf("AF_INET6 client: counts %v errors %v, want all %v", r.Counts, r.Errs, pinned)
+				}
+				// Removing the pinned backend moves the client elsewhere.
 				var rest []netip.AddrPort
 				for _, b := range all {
 					if b != pinned {
@@ -212,13 +265,37 @@ func TestLoadBalancers(t *testing.T) {
 }
 
 // TestEBPFRestart closes the LB without unpinning (an agent restart) and
-// checks the service keeps working, then that a new LB on the same pin dir
-// sees and updates it.
+// checks the services keep working for AF_INET and AF_INET6 clients, that
+// a new LB on the same pin dir keeps the pinned links (swapping in its own
+// programs), attaches the hooks whose links are missing (a pin dir from an
+// agent without the v6 hooks) and sees and updates the services.
 func TestEBPFRestart(t *testing.T) {
 	e := newEnv(t)
 	e.startBackends(t, be1, be2, be3)
 	cl := e.startClient(t)
 	svc := netpolicy.Service{VIP: vip, Port: 80, Protocol: "TCP", Backends: []netip.AddrPort{be1, be2, be3}}
+	v4 := []string{"connect4", "sendmsg4", "recvmsg4", "getpeername4"}
+	v6 := []string{"connect6", "sendmsg6", "recvmsg6", "getpeername6"}
+	// reachesAll checks that TCP from both socket families spreads over
+	// want and that AF_INET6 peers are ::ffff:VIP.
+	reachesAll := func(t *testing.T, when string, want ...netip.AddrPort) {
+		t.Helper()
+		for _, op := range []string{"tcp", "tcp6"} {
+			addr, peer := ap(vip, 80), ap(vip, 80)
+			if op == "tcp6" {
+				addr, peer = ap6(vip, 80), ap6(vip, 80)
+			}
+			r := cl.do(t, helperReq{Op: op, Addr: addr, N: 30})
+			if r.ErrCount > 0 || len(r.Counts) != len(want) || r.Peers[peer] != 30 {
+				t.Fatalf("%s, %s: counts %v peers %v errors %v", when, op, r.Counts, r.Peers, r.Errs)
+			}
+			for _, b := range want {
+				if r.Counts[b.String()] == 0 {
+					t.Fatalf("%s, %s: %v never chosen: %v", when, op, b, r.Counts)
+				}
+			}
+		}
+	}
 
 	lb1, err := ebpflb.New(ebpflb.Config{CgroupPath: e.cgroup, PinDir: e.pinDir})
 	if err != nil {
@@ -228,41 +305,199 @@ func TestEBPFRestart(t *testing.T) {
 	if err := lb1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r := cl.do(t, helperReq{Op: "tcp", Addr: ap(vip, 80), N: 30})
-	if r.ErrCount > 0 || len(r.Counts) != 3 {
-		t.Fatalf("with the agent gone: counts %v errors %v", r.Counts, r.Errs)
+	reachesAll(t, "with the agent gone", be1, be2, be3)
+	before := pinnedLinks(t, e.pinDir)
+	if len(before) != len(v4)+len(v6) {
+		t.Fatalf("pinned links %v, want %v and %v", before, v4, v6)
 	}
 
+	// A plain restart keeps every link and swaps in the new programs.
 	lb2, err := ebpflb.New(ebpflb.Config{CgroupPath: e.cgroup, PinDir: e.pinDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lb2.Close()
-	got := lb2.Services()
+	after := pinnedLinks(t, e.pinDir)
+	for name, b := range before {
+		if a := after[name]; a.ID != b.ID || a.Program == b.Program {
+			t.Errorf("%s: link %d program %d before, link %d program %d after the restart; want the same link, a new program", name, b.ID, b.Program, a.ID, a.Program)
+		}
+	}
+	reachesAll(t, "after a restart", be1, be2, be3)
+	lb2.Close()
+
+	// A pin dir written by an agent without the v6 hooks: the next agent
+	// keeps the v4 links and attaches the v6 ones.
+	for _, name := range v6 {
+		lk, err := link.LoadPinnedLink(filepath.Join(e.pinDir, "link_"+name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lk.Detach(); err != nil {
+			t.Fatal(err)
+		}
+		if err := lk.Unpin(); err != nil {
+			t.Fatal(err)
+		}
+		lk.Close()
+	}
+	r := cl.do(t, helperReq{Op: "tcp6", Addr: ap6(vip, 80), N: 2})
+	if r.ErrCount != 2 || !strings.Contains(r.Errs[0], "unreachable") {
+		t.Fatalf("without the v6 links: counts %v errors %v", r.Counts, r.Errs)
+	}
+	lb3, err := ebpflb.New(ebpflb.Config{CgroupPath: e.cgroup, PinDir: e.pinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb3.Close()
+	upgraded := pinnedLinks(t, e.pinDir)
+	for _, name := range v4 {
+		if upgraded[name].ID != before[name].ID {
+			t.Errorf("%s: link %d replaced by %d, want it kept", name, before[name].ID, upgraded[name].ID)
+		}
+	}
+	for _, name := range v6 {
+		if _, ok := upgraded[name]; !ok {
+			t.Errorf("%s: no link after the upgrade: %v", name, upgraded)
+		}
+	}
+	got := lb3.Services()
 	if len(got) != 1 || got[0].VIP != vip || len(got[0].Backends) != 3 {
 		t.Fatalf("restarted LB sees %+v", got)
 	}
-	r = cl.do(t, helperReq{Op: "tcp", Addr: ap(vip, 80), N: 30})
-	if r.ErrCount > 0 || len(r.Counts) != 3 {
-		t.Fatalf("after restart: counts %v errors %v", r.Counts, r.Errs)
-	}
+	reachesAll(t, "after the upgrade", be1, be2, be3)
 	svc.Backends = []netip.AddrPort{be2}
-	upsert(t, lb2, svc)
-	r = cl.do(t, helperReq{Op: "tcp", Addr: ap(vip, 80), N: 10})
-	if r.ErrCount > 0 || r.Counts[be2.String()] != 10 {
-		t.Fatalf("update after restart: counts %v errors %v", r.Counts, r.Errs)
-	}
-	// Teardown detaches: the VIP is unreachable again.
-	lb2.Close()
+	upsert(t, lb3, svc)
+	reachesAll(t, "after an update", be2)
+	// Teardown detaches: the VIP is unreachable again, from both families.
+	lb3.Close()
 	if err := ebpflb.Teardown(e.pinDir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(e.pinDir); !os.IsNotExist(err) {
 		t.Fatalf("pin dir still there: %v", err)
 	}
-	r = cl.do(t, helperReq{Op: "tcp", Addr: ap(vip, 80), N: 2})
-	if r.ErrCount != 2 || !strings.Contains(r.Errs[0], "unreachable") {
-		t.Fatalf("after teardown: counts %v errors %v", r.Counts, r.Errs)
+	for _, req := range []helperReq{{Op: "tcp", Addr: ap(vip, 80), N: 2}, {Op: "tcp6", Addr: ap6(vip, 80), N: 2}} {
+		r := cl.do(t, req)
+		if r.ErrCount != 2 || !strings.Contains(r.Errs[0], "unreachable") {
+			t.Fatalf("%s after teardown: counts %v errors %v", req.Op, r.Counts, r.Errs)
+		}
+	}
+}
+
+// pinnedLinks returns the link and program IDs of the links pinned in dir,
+// keyed by hook name (link_connect4 -> connect4).
+func pinnedLinks(t *testing.T, dir string) map[string]link.Info {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]link.Info{}
+	for _, en := range entries {
+		name, ok := strings.CutPrefix(en.Name(), "link_")
+		if !ok {
+			continue
+		}
+		lk, err := link.LoadPinnedLink(filepath.Join(dir, en.Name()), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := lk.Info()
+		lk.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = *info
+	}
+	return out
+}
+
+// TestEBPFConnectPolicyInet6: the per-cgroup NetworkPolicy verdicts also
+// hold for AF_INET6 sockets addressing ::ffff:a.b.c.d (judged on the
+// embedded IPv4 address, after service translation), and an egress-isolated
+// cgroup may not reach native IPv6 destinations, whose rules list IPv4
+// endpoints only. Steps run in order: deny, then allow.
+func TestEBPFConnectPolicyInet6(t *testing.T) {
+	e := newEnv(t)
+	be6 := netip.MustParseAddrPort("[::1]:8080") // a native IPv6 endpoint
+	e.startBackends(t, be1, be2, be3, be6)
+	lb, err := ebpflb.New(ebpflb.Config{CgroupPath: e.cgroup, PinDir: e.pinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close() })
+	cl := e.startClient(t)
+	cg, err := ebpflb.CgroupID(e.cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{be1.String(), be2.String(), be3.String()}
+	upsert(t, lb, netpolicy.Service{VIP: vip, Port: 80, Protocol: "TCP", Backends: []netip.AddrPort{be1, be2, be3}})
+	mapped := func(b netip.AddrPort) string { return ap6(b.Addr(), b.Port()) }
+
+	type probe struct {
+		op     string // tcp6 | udp6 (AF_INET6 sockets)
+		addr   string
+		n      int
+		okFrom []string // every reply comes from one of these; nil: none may
+		fails  bool     // some attempts fail with EPERM
+	}
+	steps := []struct {
+		name   string
+		set    *ebpflb.ClientPolicy // nil: delete the policy
+		probes []probe
+	}{
+		{"isolated with one allowed backend", &ebpflb.ClientPolicy{EgressIsolated: true, Entries: []ebpflb.PolicyEntry{{Dst: be1, Protocol: "TCP", Allow: true}}}, []probe{
+			{"tcp6", mapped(be1), 3, []string{be1.String()}, false},
+			{"tcp6", mapped(be2), 3, nil, true},
+			{"udp6", mapped(be3), 3, nil, true},
+			// Through ::ffff:VIP: the policy judges the backend chosen.
+			{"tcp6", ap6(vip, 80), 30, []string{be1.String()}, true},
+			{"tcp6", be6.String(), 3, nil, true},
+			{"udp6", be6.String(), 3, nil, true},
+		}},
+		{"open with a deny entry", &ebpflb.ClientPolicy{Entries: []ebpflb.PolicyEntry{{Dst: be2, Protocol: "TCP"}}}, []probe{
+			{"tcp6", mapped(be1), 3, []string{be1.String()}, false},
+			{"tcp6", mapped(be2), 3, nil, true},
+			{"udp6", mapped(be2), 3, []string{be2.String()}, false}, // the entry is TCP only
+			{"tcp6", be6.String(), 3, []string{be6.String()}, false},
+			{"udp6", be6.String(), 3, []string{be6.String()}, false},
+		}},
+		{"policy removed", nil, []probe{
+			{"tcp6", ap6(vip, 80), 30, all, false},
+			{"udp6", mapped(be3), 3, []string{be3.String()}, false},
+			{"tcp6", be6.String(), 3, []string{be6.String()}, false},
+		}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.set == nil {
+				if err := lb.DeletePolicy(cg); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := lb.SetPolicy(cg, *st.set); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range st.probes {
+				r := cl.do(t, helperReq{Op: p.op, Addr: p.addr, N: p.n})
+				for id := range r.Counts {
+					if !containsStr(p.okFrom, id) {
+						t.Errorf("%s %s reached %s, allowed only %v", p.op, p.addr, id, p.okFrom)
+					}
+				}
+				if len(p.okFrom) > 0 && len(r.Counts) == 0 {
+					t.Errorf("%s %s: nothing answered: %v", p.op, p.addr, r.Errs)
+				}
+				if p.fails != (r.ErrCount > 0) {
+					t.Errorf("%s %s: %d failures (%v), want failures=%v", p.op, p.addr, r.ErrCount, r.Errs, p.fails)
+				}
+				for _, e := range r.Errs {
+					if !strings.Contains(e, "operation not permitted") {
+						t.Errorf("%s %s: error %q, want EPERM", p.op, p.addr, e)
+					}
+				}
+			}
+		})
 	}
 }
 

@@ -5,8 +5,18 @@
 // Cgroup sock_addr hooks translate a service VIP:port to a backend at the
 // moment the application calls connect() (TCP and connected UDP) or
 // sendmsg() (unconnected UDP), so no packet ever carries the VIP and no
-// per-packet NAT is needed. recvmsg4 and getpeername4 translate the backend
+// per-packet NAT is needed. recvmsg and getpeername translate the backend
 // address back to the VIP so the application only ever sees the VIP.
+//
+// Services are IPv4. The *4 hooks serve AF_INET sockets; the *6 hooks serve
+// AF_INET6 (dual-stack) sockets addressing the IPv4-mapped ::ffff:VIP, which
+// they handle exactly like the *4 hooks handle VIP (same maps, backends,
+// affinity, reverse map and policy; the backend is written back as
+// ::ffff:backend). Native IPv6 destinations are never translated; an
+// egress-isolated cgroup may not reach them (its rules list IPv4 endpoints
+// only). Unconnected UDP sendmsg() to ::ffff:VIP on an AF_INET6 socket is
+// handed to the IPv4 stack before the UDP6 hook runs, so sendmsg4 balances
+// it and recvmsg6 maps the reply back to ::ffff:VIP.
 //
 // Only uapi headers are used (no vmlinux.h, no CO-RE) so the object loads on
 // kernels without BTF (e.g. Raspberry Pi builds).
@@ -71,8 +81,9 @@ struct aff_val {
 	__u64 last_used_ns;
 };
 
-/* Reverse translation for recvmsg4/getpeername4: which VIP a socket meant
- * when it was sent to a given backend. */
+/* Reverse translation for recvmsg and getpeername: which VIP a socket meant
+ * when it was sent to a given backend (IPv4; the v6 hooks use the address
+ * embedded in ::ffff:a.b.c.d). */
 struct rev_key {
 	__u64 cookie;
 	__be32 addr;
@@ -162,9 +173,10 @@ struct {
 	__type(value, __u32);
 } pol_rules SEC(".maps");
 
-/* policy_allows: 1 = pass, 0 = deny. Cgroups without an entry in
+/* policy_allows: 1 = pass, 0 = deny, for an IPv4 destination (the
+ * embedded address for ::ffff:a.b.c.d). Cgroups without an entry in
  * pol_cgroups are not policed (one hash probe on the fast path). */
-static __always_inline int policy_allows(struct bpf_sock_addr *ctx)
+static __always_inline int policy_allows(__be32 addr, __be16 port, __u8 proto)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
 	struct pol_cg_val *cv = bpf_map_lookup_elem(&pol_cgroups, &cg);
@@ -174,14 +186,24 @@ static __always_inline int policy_allows(struct bpf_sock_addr *ctx)
 		return 1;
 	struct pol_key pk = {
 		.cgroup_id = cg,
-		.addr = ctx->user_ip4,
-		.port = (__be16)ctx->user_port,
-		.proto = (__u8)ctx->protocol,
+		.addr = addr,
+		.port = port,
+		.proto = proto,
 	};
 	verdict = bpf_map_lookup_elem(&pol_rules, &pk);
 	if (verdict)
 		return *verdict == POL_ALLOW;
 	return !(cv->flags & POL_EGRESS_ISOLATED);
+}
+
+/* policy_allows_native6: a native (not IPv4-mapped) IPv6 destination. Rules
+ * only list IPv4 endpoints, so an egress-isolated cgroup has none allowed. */
+static __always_inline int policy_allows_native6(void)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct pol_cg_val *cv = bpf_map_lookup_elem(&pol_cgroups, &cg);
+
+	return !cv || !(cv->flags & POL_EGRESS_ISOLATED);
 }
 
 static __always_inline struct be_val *lookup_slot(struct svc_val *svc, __u32 idx)
@@ -255,81 +277,181 @@ static __always_inline int pick(struct bpf_sock_addr *ctx, struct svc_key *sk,
 	return 1;
 }
 
-static __always_inline int translate(struct bpf_sock_addr *ctx)
+/* translate's verdicts. */
+#define XLATE_DENY 0    /* the syscall fails with EPERM */
+#define XLATE_PASS 1    /* leave the destination as it is */
+#define XLATE_REWRITE 2 /* write *out back as the destination */
+
+/* translate judges the IPv4 destination vip:port of the socket in ctx (the
+ * caller reads it from user_ip4 or from a v4-mapped user_ip6: the verifier
+ * rejects user_ip4 in the v6 hooks) and, for a service, picks a backend
+ * into *out and records the reverse mapping. */
+static __always_inline int translate(struct bpf_sock_addr *ctx, __be32 vip,
+				     __be16 port, struct be_val *out)
 {
+	__u8 proto = (__u8)ctx->protocol;
 	struct svc_key sk = {
-		.vip = ctx->user_ip4,
-		.port = (__be16)ctx->user_port,
-		.proto = (__u8)ctx->protocol,
+		.vip = vip,
+		.port = port,
+		.proto = proto,
 	};
-	struct be_val be = {};
 	int r;
 
-	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
-		return 1;
-	r = pick(ctx, &sk, &be);
-	if (r == 0)
-		return policy_allows(ctx); /* not a service: check as dialled */
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return XLATE_PASS;
+	r = pick(ctx, &sk, out);
+	if (r == 0) /* not a service: check as dialled */
+		return policy_allows(vip, port, proto) ? XLATE_PASS : XLATE_DENY;
 	if (r < 0)
-		return 0; /* no backend: the syscall fails with EPERM at once */
+		return XLATE_DENY; /* no backend: fail at once, no SYN sent */
+	/* Policy judges the backend chosen, as Kubernetes does after DNAT. A
+	 * denied connect fails with EPERM and leaves no reverse entry. */
+	if (!policy_allows(out->addr, out->port, proto))
+		return XLATE_DENY;
 
 	struct rev_key rk = {
 		.cookie = bpf_get_socket_cookie(ctx),
-		.addr = be.addr,
-		.port = be.port,
+		.addr = out->addr,
+		.port = out->port,
 	};
 	struct rev_val rv = {
-		.vip = sk.vip,
-		.port = sk.port,
+		.vip = vip,
+		.port = port,
 	};
-	ctx->user_ip4 = be.addr;
-	ctx->user_port = (__u32)be.port;
-	/* Policy judges the backend chosen, as Kubernetes does after DNAT. A
-	 * denied connect fails with EPERM and leaves no reverse entry. */
-	if (!policy_allows(ctx))
-		return 0;
 	bpf_map_update_elem(&revnat, &rk, &rv, BPF_ANY);
-	return 1;
+	return XLATE_REWRITE;
 }
 
-static __always_inline void reverse(struct bpf_sock_addr *ctx)
+/* reverse looks up which VIP:port the socket in ctx meant when it talked to
+ * backend addr:port; 1 and *out filled when it was a service. */
+static __always_inline int reverse(struct bpf_sock_addr *ctx, __be32 addr,
+				   __be16 port, struct rev_val *out)
 {
 	struct rev_key rk = {
 		.cookie = bpf_get_socket_cookie(ctx),
-		.addr = ctx->user_ip4,
-		.port = (__be16)ctx->user_port,
+		.addr = addr,
+		.port = port,
 	};
 	struct rev_val *rv = bpf_map_lookup_elem(&revnat, &rk);
 
-	if (rv) {
-		ctx->user_ip4 = rv->vip;
-		ctx->user_port = (__u32)rv->port;
+	if (!rv)
+		return 0;
+	out->vip = rv->vip;
+	out->port = rv->port;
+	return 1;
+}
+
+static __always_inline int translate4(struct bpf_sock_addr *ctx)
+{
+	struct be_val be = {};
+	int r = translate(ctx, ctx->user_ip4, (__be16)ctx->user_port, &be);
+
+	if (r == XLATE_REWRITE) {
+		ctx->user_ip4 = be.addr;
+		ctx->user_port = (__u32)be.port;
+	}
+	return r != XLATE_DENY;
+}
+
+static __always_inline void reverse4(struct bpf_sock_addr *ctx)
+{
+	struct rev_val rv = {};
+
+	if (reverse(ctx, ctx->user_ip4, (__be16)ctx->user_port, &rv)) {
+		ctx->user_ip4 = rv.vip;
+		ctx->user_port = (__u32)rv.port;
+	}
+}
+
+/* ::ffff:a.b.c.d, the form of an IPv4 address on an AF_INET6 socket. */
+static __always_inline int v4mapped(struct bpf_sock_addr *ctx)
+{
+	return ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 &&
+	       ctx->user_ip6[2] == bpf_htonl(0x0000ffff);
+}
+
+static __always_inline int translate6(struct bpf_sock_addr *ctx)
+{
+	struct be_val be = {};
+	int r;
+
+	if (!v4mapped(ctx)) {
+		if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+			return 1;
+		return policy_allows_native6();
+	}
+	r = translate(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, &be);
+	if (r == XLATE_REWRITE) {
+		/* The ::ffff: prefix stays: the backend is v4-mapped too. */
+		ctx->user_ip6[3] = be.addr;
+		ctx->user_port = (__u32)be.port;
+	}
+	return r != XLATE_DENY;
+}
+
+static __always_inline void reverse6(struct bpf_sock_addr *ctx)
+{
+	struct rev_val rv = {};
+
+	if (v4mapped(ctx) &&
+	    reverse(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, &rv)) {
+		ctx->user_ip6[3] = rv.vip;
+		ctx->user_port = (__u32)rv.port;
 	}
 }
 
 SEC("cgroup/connect4")
 int flotilla_connect4(struct bpf_sock_addr *ctx)
 {
-	return translate(ctx);
+	return translate4(ctx);
 }
 
 SEC("cgroup/sendmsg4")
 int flotilla_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return translate(ctx);
+	return translate4(ctx);
 }
 
 SEC("cgroup/recvmsg4")
 int flotilla_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	reverse(ctx);
+	reverse4(ctx);
 	return 1;
 }
 
 SEC("cgroup/getpeername4")
 int flotilla_getpeername4(struct bpf_sock_addr *ctx)
 {
-	reverse(ctx);
+	reverse4(ctx);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int flotilla_connect6(struct bpf_sock_addr *ctx)
+{
+	return translate6(ctx);
+}
+
+/* The kernel passes unconnected UDP to ::ffff:a.b.c.d to the IPv4 stack
+ * (sendmsg4) before this hook, so here the destination is normally native
+ * IPv6; the v4-mapped branch of translate6 keeps the hooks symmetric. */
+SEC("cgroup/sendmsg6")
+int flotilla_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return translate6(ctx);
+}
+
+SEC("cgroup/recvmsg6")
+int flotilla_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	reverse6(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int flotilla_getpeername6(struct bpf_sock_addr *ctx)
+{
+	reverse6(ctx);
 	return 1;
 }
 

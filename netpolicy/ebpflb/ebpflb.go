@@ -1,7 +1,8 @@
 // Package ebpflb is Flotilla's eBPF service load balancer: cgroup sock_addr
-// programs (connect4, sendmsg4, recvmsg4, getpeername4; see
-// ../bpf/sock_lb.c) translate service VIPs to backends when a socket
-// connects or sends, instead of NATing packets.
+// programs (connect, sendmsg, recvmsg and getpeername, each for AF_INET
+// and AF_INET6 sockets; see ../bpf/sock_lb.c) translate service VIPs to
+// backends when a socket connects or sends, instead of NATing packets.
+// Services are IPv4; an AF_INET6 socket reaches them at ::ffff:VIP.
 //
 // Maps and links are pinned under the pin directory (default
 // /sys/fs/bpf/flotilla), so the datapath keeps serving while the agent
@@ -59,10 +60,26 @@ type LB struct {
 	polRules map[uint64]map[sockLBPolKey]uint32
 }
 
-type attachment struct {
+// hook is one program and where it attaches; its link is pinned as
+// link_<name>.
+type hook struct {
 	name   string
 	prog   *ebpf.Program
 	attach ebpf.AttachType
+}
+
+// hooks lists every program of sock_lb.c with its attach type.
+func hooks(objs *sockLBObjects) []hook {
+	return []hook{
+		{"connect4", objs.FlotillaConnect4, ebpf.AttachCGroupInet4Connect},
+		{"sendmsg4", objs.FlotillaSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
+		{"recvmsg4", objs.FlotillaRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
+		{"getpeername4", objs.FlotillaGetpeername4, ebpf.AttachCgroupInet4GetPeername},
+		{"connect6", objs.FlotillaConnect6, ebpf.AttachCGroupInet6Connect},
+		{"sendmsg6", objs.FlotillaSendmsg6, ebpf.AttachCGroupUDP6Sendmsg},
+		{"recvmsg6", objs.FlotillaRecvmsg6, ebpf.AttachCGroupUDP6Recvmsg},
+		{"getpeername6", objs.FlotillaGetpeername6, ebpf.AttachCgroupInet6GetPeername},
+	}
 }
 
 // New loads the programs, creates or reopens the pinned maps and attaches
@@ -129,13 +146,9 @@ func (l *LB) attach() error {
 	if err := unix.Stat(l.cgroup, &cgStat); err != nil {
 		return fmt.Errorf("cgroup %s: %w", l.cgroup, err)
 	}
-	atts := []attachment{
-		{"connect4", l.objs.FlotillaConnect4, ebpf.AttachCGroupInet4Connect},
-		{"sendmsg4", l.objs.FlotillaSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
-		{"recvmsg4", l.objs.FlotillaRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
-		{"getpeername4", l.objs.FlotillaGetpeername4, ebpf.AttachCgroupInet4GetPeername},
-	}
-	for _, a := range atts {
+	// A pin dir written by an agent that predates a hook simply lacks its
+	// link: that hook is attached fresh, the others are kept.
+	for _, a := range hooks(&l.objs) {
 		path := filepath.Join(l.pinDir, "link_"+a.name)
 		if lk, err := link.LoadPinnedLink(path, nil); err == nil {
 			info, ierr := lk.Info()
@@ -204,9 +217,9 @@ func (l *LB) reconcile() error {
 }
 
 // ProgramStats returns each attached program's run count and accumulated
-// run time, keyed by hook name (connect4, sendmsg4, recvmsg4,
-// getpeername4). The kernel collects them only while enabled, e.g. with
-// ebpf.EnableStats(unix.BPF_STATS_RUN_TIME).
+// run time, keyed by hook name (connect4, sendmsg4, recvmsg4, getpeername4
+// and the same with 6). The kernel collects them only while enabled, e.g.
+// with ebpf.EnableStats(unix.BPF_STATS_RUN_TIME).
 func (l *LB) ProgramStats() (map[string]ebpf.ProgramStats, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -214,17 +227,12 @@ func (l *LB) ProgramStats() (map[string]ebpf.ProgramStats, error) {
 		return nil, errors.New("load balancer closed")
 	}
 	out := map[string]ebpf.ProgramStats{}
-	for name, p := range map[string]*ebpf.Program{
-		"connect4":     l.objs.FlotillaConnect4,
-		"sendmsg4":     l.objs.FlotillaSendmsg4,
-		"recvmsg4":     l.objs.FlotillaRecvmsg4,
-		"getpeername4": l.objs.FlotillaGetpeername4,
-	} {
-		st, err := p.Stats()
+	for _, h := range hooks(&l.objs) {
+		st, err := h.prog.Stats()
 		if err != nil {
-			return nil, fmt.Errorf("%s stats: %w", name, err)
+			return nil, fmt.Errorf("%s stats: %w", h.name, err)
 		}
-		out[name] = *st
+		out[h.name] = *st
 	}
 	return out, nil
 }

@@ -33,3 +33,26 @@ func TestAffinitySeconds(t *testing.T) {
 		}
 	}
 }
+
+// Every program in sock_lb.c is attached (as link_<name>) with the attach
+// type its section declares, the v6 hooks included.
+func TestHooksMatchObject(t *testing.T) {
+	spec, err := loadSockLB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := hooks(&sockLBObjects{})
+	if len(hs) != len(spec.Programs) {
+		t.Errorf("%d hooks for %d programs in the object", len(hs), len(spec.Programs))
+	}
+	for _, h := range hs {
+		p := spec.Programs["flotilla_"+h.name]
+		if p == nil {
+			t.Errorf("hook %s: no program flotilla_%s", h.name, h.name)
+			continue
+		}
+		if p.AttachType != h.attach {
+			t.Errorf("hook %s: attached as %v, section %q says %v", h.name, h.attach, p.SectionName, p.AttachType)
+		}
+	}
+}

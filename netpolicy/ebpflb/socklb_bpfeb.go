@@ -98,9 +98,13 @@ const (
 	sockLBMapRevnat                = "revnat"
 	sockLBMapServices              = "services"
 	sockLBProgFlotillaConnect4     = "flotilla_connect4"
+	sockLBProgFlotillaConnect6     = "flotilla_connect6"
 	sockLBProgFlotillaGetpeername4 = "flotilla_getpeername4"
+	sockLBProgFlotillaGetpeername6 = "flotilla_getpeername6"
 	sockLBProgFlotillaRecvmsg4     = "flotilla_recvmsg4"
+	sockLBProgFlotillaRecvmsg6     = "flotilla_recvmsg6"
 	sockLBProgFlotillaSendmsg4     = "flotilla_sendmsg4"
+	sockLBProgFlotillaSendmsg6     = "flotilla_sendmsg6"
 )
 
 // loadSockLB returns the embedded CollectionSpec for sockLB.
@@ -146,9 +150,13 @@ type sockLBSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockLBProgramSpecs struct {
 	FlotillaConnect4     *ebpf.ProgramSpec `ebpf:"flotilla_connect4"`
+	FlotillaConnect6     *ebpf.ProgramSpec `ebpf:"flotilla_connect6"`
 	FlotillaGetpeername4 *ebpf.ProgramSpec `ebpf:"flotilla_getpeername4"`
+	FlotillaGetpeername6 *ebpf.ProgramSpec `ebpf:"flotilla_getpeername6"`
 	FlotillaRecvmsg4     *ebpf.ProgramSpec `ebpf:"flotilla_recvmsg4"`
+	FlotillaRecvmsg6     *ebpf.ProgramSpec `ebpf:"flotilla_recvmsg6"`
 	FlotillaSendmsg4     *ebpf.ProgramSpec `ebpf:"flotilla_sendmsg4"`
+	FlotillaSendmsg6     *ebpf.ProgramSpec `ebpf:"flotilla_sendmsg6"`
 }
 
 // sockLBMapSpecs contains maps before they are loaded into the kernel.
@@ -219,17 +227,25 @@ type sockLBVariables struct {
 // It can be passed to loadSockLBObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockLBPrograms struct {
 	FlotillaConnect4     *ebpf.Program `ebpf:"flotilla_connect4"`
+	FlotillaConnect6     *ebpf.Program `ebpf:"flotilla_connect6"`
 	FlotillaGetpeername4 *ebpf.Program `ebpf:"flotilla_getpeername4"`
+	FlotillaGetpeername6 *ebpf.Program `ebpf:"flotilla_getpeername6"`
 	FlotillaRecvmsg4     *ebpf.Program `ebpf:"flotilla_recvmsg4"`
+	FlotillaRecvmsg6     *ebpf.Program `ebpf:"flotilla_recvmsg6"`
 	FlotillaSendmsg4     *ebpf.Program `ebpf:"flotilla_sendmsg4"`
+	FlotillaSendmsg6     *ebpf.Program `ebpf:"flotilla_sendmsg6"`
 }
 
 func (p *sockLBPrograms) Close() error {
 	return _SockLBClose(
 		p.FlotillaConnect4,
+		p.FlotillaConnect6,
 		p.FlotillaGetpeername4,
+		p.FlotillaGetpeername6,
 		p.FlotillaRecvmsg4,
+		p.FlotillaRecvmsg6,
 		p.FlotillaSendmsg4,
+		p.FlotillaSendmsg6,
 	)
 }
 

@@ -38,14 +38,14 @@ type env struct {
 	pinDir           string
 }
 
-func sh(t *testing.T, args ...string) {
+func sh(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	privtest.RequireEBPF(t)
 	if err := features.HaveProgramType(ebpf.SchedCLS); err != nil {
@@ -99,7 +99,7 @@ func in(ns string, fn func() error) error {
 
 // backends serves TCP and UDP on the node's ports: every request line or
 // datagram is answered with "port=<backend port> remote=<peer>".
-func (e *env) backends(t *testing.T, ports ...uint16) {
+func (e *env) backends(t testing.TB, ports ...uint16) {
 	t.Helper()
 	var closers []io.Closer
 	var wg sync.WaitGroup
@@ -162,7 +162,7 @@ func (e *env) backends(t *testing.T, ports ...uint16) {
 	}
 }
 
-func (e *env) open(t *testing.T) *nodeport.NAT {
+func (e *env) open(t testing.TB) *nodeport.NAT {
 	t.Helper()
 	var n *nodeport.NAT
 	err := in(e.nodeNS, func() (err error) {
