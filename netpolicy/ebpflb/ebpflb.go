@@ -11,7 +11,6 @@ package ebpflb
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -26,6 +25,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/flotilla-edge/flotilla/netpolicy/internal/bpfenc"
 	"github.com/flotilla-edge/flotilla/netpolicy/internal/lbapi"
 )
 
@@ -246,47 +246,8 @@ func (l *LB) PinDir() string { return l.pinDir }
 // CgroupPath returns the cgroup the programs are attached to.
 func (l *LB) CgroupPath() string { return l.cgroup }
 
-func protoNum(p string) uint8 {
-	if p == "UDP" {
-		return unix.IPPROTO_UDP
-	}
-	return unix.IPPROTO_TCP
-}
-
-func protoName(n uint8) string {
-	if n == unix.IPPROTO_UDP {
-		return "UDP"
-	}
-	return "TCP"
-}
-
-// be32 returns the value whose in-memory bytes are the address in network
-// order, as the BPF side stores __be32.
-func be32(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.NativeEndian.Uint32(b[:])
-}
-
-func addrOf(v uint32) netip.Addr {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], v)
-	return netip.AddrFrom4(b)
-}
-
-func be16(p uint16) uint16 {
-	var b [2]byte
-	binary.BigEndian.PutUint16(b[:], p)
-	return binary.NativeEndian.Uint16(b[:])
-}
-
-func portOf(v uint16) uint16 {
-	var b [2]byte
-	binary.NativeEndian.PutUint16(b[:], v)
-	return binary.BigEndian.Uint16(b[:])
-}
-
 func svcKey(vip netip.Addr, port uint16, proto string) sockLBSvcKey {
-	return sockLBSvcKey{Vip: be32(vip), Port: be16(port), Proto: protoNum(proto)}
+	return sockLBSvcKey{Vip: bpfenc.Addr4(vip), Port: bpfenc.Port(port), Proto: bpfenc.Proto(proto)}
 }
 
 func affinitySeconds(d time.Duration) uint32 {
@@ -350,7 +311,7 @@ func (l *LB) Upsert(s lbapi.Service) error {
 	nv.Flags = gen
 	for i, b := range s.Backends {
 		bk := sockLBBeKey{SvcId: nv.Id, Slot: gen*slotsPerGen + uint32(i)}
-		bv := sockLBBeVal{Addr: be32(b.Addr()), Port: be16(b.Port())}
+		bv := sockLBBeVal{Addr: bpfenc.Addr4(b.Addr()), Port: bpfenc.Port(b.Port())}
 		if err := l.objs.Backends.Update(&bk, &bv, ebpf.UpdateAny); err != nil {
 			l.deleteSlots(nv.Id, gen, uint32(i))
 			if !exists {
@@ -373,7 +334,7 @@ func (l *LB) Upsert(s lbapi.Service) error {
 	keep := map[uint64]bool{}
 	if nv.AffinityTimeout > 0 {
 		for _, b := range s.Backends {
-			keep[uint64(be32(b.Addr()))<<16|uint64(be16(b.Port()))] = true
+			keep[uint64(bpfenc.Addr4(b.Addr()))<<16|uint64(bpfenc.Port(b.Port()))] = true
 		}
 	}
 	l.purgeAffinity(nv.Id, keep)
@@ -446,9 +407,9 @@ func (l *LB) Services() []lbapi.Service {
 	it := l.objs.Services.Iterate()
 	for it.Next(&k, &v) {
 		s := lbapi.Service{
-			VIP:             addrOf(k.Vip),
-			Port:            portOf(k.Port),
-			Protocol:        protoName(k.Proto),
+			VIP:             bpfenc.AddrOf(k.Vip),
+			Port:            bpfenc.PortOf(k.Port),
+			Protocol:        bpfenc.ProtoName(k.Proto),
 			AffinityTimeout: time.Duration(v.AffinityTimeout) * time.Second,
 			Backends:        []netip.AddrPort{},
 		}
@@ -457,7 +418,7 @@ func (l *LB) Services() []lbapi.Service {
 			var bv sockLBBeVal
 			bk := sockLBBeKey{SvcId: v.Id, Slot: gen*slotsPerGen + i}
 			if err := l.objs.Backends.Lookup(&bk, &bv); err == nil {
-				s.Backends = append(s.Backends, netip.AddrPortFrom(addrOf(bv.Addr), portOf(bv.Port)))
+				s.Backends = append(s.Backends, netip.AddrPortFrom(bpfenc.AddrOf(bv.Addr), bpfenc.PortOf(bv.Port)))
 			}
 		}
 		out = append(out, s)

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/flotilla-edge/flotilla/netpolicy/internal/bpfenc"
 )
 
 // The BPF side stores addresses and ports as __be32/__be16: the bytes in
@@ -12,16 +14,16 @@ import (
 func TestNetworkOrderInMemory(t *testing.T) {
 	a := netip.MustParseAddr("10.96.0.1")
 	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], be32(a))
+	binary.NativeEndian.PutUint32(b[:], bpfenc.Addr4(a))
 	if b != [4]byte{10, 96, 0, 1} {
 		t.Fatalf("be32 bytes %v", b)
 	}
-	if addrOf(be32(a)) != a {
+	if bpfenc.AddrOf(bpfenc.Addr4(a)) != a {
 		t.Fatal("addr round trip")
 	}
 	var p [2]byte
-	binary.NativeEndian.PutUint16(p[:], be16(8080))
-	if p != [2]byte{0x1f, 0x90} || portOf(be16(8080)) != 8080 {
+	binary.NativeEndian.PutUint16(p[:], bpfenc.Port(8080))
+	if p != [2]byte{0x1f, 0x90} || bpfenc.PortOf(bpfenc.Port(8080)) != 8080 {
 		t.Fatalf("be16 bytes %v", p)
 	}
 }

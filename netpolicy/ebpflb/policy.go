@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+	"github.com/flotilla-edge/flotilla/netpolicy/internal/bpfenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +47,7 @@ func CgroupID(path string) (uint64, error) {
 }
 
 func polKey(cg uint64, e PolicyEntry) sockLBPolKey {
-	return sockLBPolKey{CgroupId: cg, Addr: be32(e.Dst.Addr().Unmap()), Port: be16(e.Dst.Port()), Proto: protoNum(e.Protocol)}
+	return sockLBPolKey{CgroupId: cg, Addr: bpfenc.Addr4(e.Dst.Addr().Unmap()), Port: bpfenc.Port(e.Dst.Port()), Proto: bpfenc.Proto(e.Protocol)}
 }
 
 // loadPolicyIndex learns the installed rules once (an earlier agent's
