@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,7 +58,11 @@ type Agent struct {
 
 	ctx    context.Context // lives until Stop
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// stopping is set by Stop before ctx is cancelled: a pod runner that
+	// sees its context end then knows the agent, not the pod, is going,
+	// and leaves its OCI containers running.
+	stopping atomic.Bool
+	wg       sync.WaitGroup
 	// The log shipper outlives the pods so their last lines get out.
 	logCancel context.CancelFunc
 	logWG     sync.WaitGroup
@@ -208,6 +213,7 @@ func (a *Agent) closeConn() {
 // an unassignment stops them. It is safe to call more than once.
 func (a *Agent) Stop() {
 	a.stopOnce.Do(func() {
+		a.stopping.Store(true)
 		a.cancel()
 		a.wg.Wait() // the reconcile loop stops all pods on its way out
 		a.closeContainerd()

@@ -148,7 +148,7 @@ func (r *podRunner) runOCI(ctx context.Context, i int) {
 		stopReady()
 		<-readyDone
 		if ctx.Err() != nil {
-			if r.detach.Load() {
+			if r.detached() {
 				r.log.Info("agent stopping; container keeps running", "container", c.Name, "id", id)
 				return
 			}

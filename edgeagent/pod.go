@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/flotilla-edge/flotilla/api"
 )
@@ -30,10 +29,6 @@ type podRunner struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// detach: the agent is shutting down, so OCI containers are left
-	// running instead of stopped.
-	detach atomic.Bool
-
 	// volMu serialises writes to the pod's volume directories.
 	volMu sync.Mutex
 
@@ -73,12 +68,18 @@ func (a *Agent) startPod(key string, pod *api.Pod) *podRunner {
 }
 
 // stop ends every container and waits for the pod's goroutines.
+// detached reports whether the runner's end is the agent's, not the
+// pod's: then OCI containers are left running for the next agent to
+// adopt. Agent.Stop sets stopping before it cancels the runners' parent
+// context, so a runner never mistakes shutdown for deletion.
+func (r *podRunner) detached() bool { return r.a.stopping.Load() }
+
 func (r *podRunner) stop() {
 	r.mu.Lock()
 	var live []string
 	for _, s := range r.ctrs {
 		// A detached OCI container keeps running: nothing is killed.
-		if s.ran && !s.final && !(r.detach.Load() && s.status.Runtime == api.RuntimeOCI) {
+		if s.ran && !s.final && !(r.detached() && s.status.Runtime == api.RuntimeOCI) {
 			live = append(live, s.status.Name)
 		}
 	}

@@ -40,10 +40,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			a.running = map[string]*podRunner{}
 			a.mu.Unlock()
 			// The agent is going away, not the pods: their OCI containers
-			// stay up for the next agent to adopt.
-			for _, r := range all {
-				r.detach.Store(true)
-			}
+			// stay up for the next agent to adopt (podRunner.detached).
 			stopAll(all)
 			return
 		case <-a.wake:
