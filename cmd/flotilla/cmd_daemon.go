@@ -117,7 +117,10 @@ func (n *nodeFlags) register(r *root, cmd *cobra.Command, address, addressHelp s
 	f.StringVar(&n.labels, "labels", "", "node labels k=v,k=v")
 	f.StringVar(&n.o.Address, "address", address, addressHelp)
 	f.StringVar(&n.ports, "port-range", "40000-44999", "host ports handed to pods")
-	f.StringVar(&n.o.ServiceLB, "service-lb", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	f.StringVar(&n.o.ServiceLB, "lb-mode", "auto", "service load balancing: auto (eBPF, else a userspace proxy), ebpf, userspace or off")
+	// The flag's first name, kept so existing unit files keep working.
+	f.StringVar(&n.o.ServiceLB, "service-lb", "auto", "")
+	_ = f.MarkDeprecated("service-lb", "use --lb-mode")
 	f.BoolVar(&n.o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies on this node's wasm pods' outbound calls")
 	r.containerdFlags(cmd)
 }

@@ -72,7 +72,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 	defer c.Close()
 	// No service load balancing: this measures the agent, and must not
 	// attach programs to the machine's cgroups.
-	agent := start("agent", "--server", url, "--name", "board", "--address", "127.0.0.1", "--service-lb=off", "--data-dir", filepath.Join(dir, "agent"))
+	agent := start("agent", "--server", url, "--name", "board", "--address", "127.0.0.1", "--lb-mode=off", "--data-dir", filepath.Join(dir, "agent"))
 	ctx := context.Background()
 	testfleet.WaitFor(b, "the node Ready", 20*time.Second, func() bool {
 		o, err := c.Get(ctx, "node", "", "board")
