@@ -52,7 +52,7 @@ func (r *root) agentCmd() *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if o.Node, err = node.options(r); err != nil {
+			if o.Node, err = node.options(r, cmd); err != nil {
 				return err
 			}
 			s, err := r.settings()
@@ -88,7 +88,7 @@ func (r *root) upCmd() *cobra.Command {
 				return err
 			}
 			o.ContextPath = path
-			if o.Node, err = node.options(r); err != nil {
+			if o.Node, err = node.options(r, cmd); err != nil {
 				return err
 			}
 			setAgentVersion()
@@ -126,7 +126,7 @@ func (n *nodeFlags) register(r *root, cmd *cobra.Command, address, addressHelp s
 }
 
 // options parses the flags that need it.
-func (n *nodeFlags) options(r *root) (daemon.NodeOptions, error) {
+func (n *nodeFlags) options(r *root, cmd *cobra.Command) (daemon.NodeOptions, error) {
 	o := n.o
 	var err error
 	if o.Labels, err = daemon.ParseLabels(n.labels); err != nil {
@@ -135,7 +135,7 @@ func (n *nodeFlags) options(r *root) (daemon.NodeOptions, error) {
 	if o.PortRange, err = daemon.ParsePortRange(n.ports); err != nil {
 		return o, err
 	}
-	if o.Containerd, err = r.containerdConfig(); err != nil {
+	if o.Containerd, err = r.containerdConfig(cmd); err != nil {
 		return o, err
 	}
 	return o, nil

@@ -246,6 +246,42 @@ static __always_inline int place(struct pkt *p, struct backend *out)
 	return 0;
 }
 
+/* forget_reverse drops a reply mapping left by an earlier translated flow
+ * whose reply tuple a new, untranslated flow now reuses (a client that
+ * dialled the node port, then the backend's own port from the same source
+ * port): its replies must not be rewritten. */
+static __always_inline void forget_reverse(struct pkt *p)
+{
+	struct ct_key rk = {
+		.saddr = p->t.daddr,
+		.daddr = p->t.saddr,
+		.sport = p->t.dport,
+		.dport = p->t.sport,
+		.proto = p->t.proto,
+	};
+
+	if (bpf_map_lookup_elem(&np_ct_out, &rk))
+		bpf_map_delete_elem(&np_ct_out, &rk);
+}
+
+/* keep_reverse writes the reply mapping of a translated flow to backend
+ * be (always when force, else only if it is missing). */
+static __always_inline int keep_reverse(struct pkt *p, struct backend *be, __u64 now, int force)
+{
+	struct ct_key rk = {
+		.saddr = be->addr,
+		.daddr = p->t.saddr,
+		.sport = be->port,
+		.dport = p->t.sport,
+		.proto = p->t.proto,
+	};
+	struct ct_val out = {.addr = p->t.daddr, .port = p->t.dport, .created_ns = now};
+
+	if (!force && bpf_map_lookup_elem(&np_ct_out, &rk))
+		return 0;
+	return bpf_map_update_elem(&np_ct_out, &rk, &out, BPF_ANY);
+}
+
 SEC("tc")
 int flotilla_np_ingress(struct __sk_buff *skb)
 {
@@ -261,21 +297,19 @@ int flotilla_np_ingress(struct __sk_buff *skb)
 	if (cv && (!p.syn_only || now - cv->created_ns < SYN_REUSE_NS)) {
 		be.addr = cv->addr;
 		be.port = cv->port;
+		/* forget_reverse may have dropped the reply mapping while the
+		 * tuple served a direct flow: a flow's start restores it. */
+		if ((p.syn_only || p.t.proto == IPPROTO_UDP) && keep_reverse(&p, &be, now, 0))
+			return TC_ACT_OK;
 	} else {
 		if (p.t.proto == IPPROTO_TCP && !p.syn_only)
 			return TC_ACT_OK; /* mid-flow and unknown: not ours */
-		if (!place(&p, &be))
+		if (!place(&p, &be)) {
+			forget_reverse(&p);
 			return TC_ACT_OK;
+		}
 		struct ct_val in = {.addr = be.addr, .port = be.port, .created_ns = now};
-		struct ct_key rk = {
-			.saddr = be.addr,
-			.daddr = p.t.saddr,
-			.sport = be.port,
-			.dport = p.t.sport,
-			.proto = p.t.proto,
-		};
-		struct ct_val out = {.addr = p.t.daddr, .port = p.t.dport, .created_ns = now};
-		if (bpf_map_update_elem(&np_ct_out, &rk, &out, BPF_ANY) ||
+		if (keep_reverse(&p, &be, now, 1) ||
 		    bpf_map_update_elem(&np_ct_in, &p.t, &in, BPF_ANY))
 			return TC_ACT_OK;
 	}

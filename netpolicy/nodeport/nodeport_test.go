@@ -422,3 +422,37 @@ func TestNodePortBadInput(t *testing.T) {
 		t.Fatalf("bad input changed the map: %v, %v", got, err)
 	}
 }
+
+// TestNodePortSourcePortReuse: a client that dials the node port, then
+// the backend's own port, then the node port again, all from one source
+// port, gets answers every time: the direct flow's replies are not
+// rewritten by the earlier flow's reply mapping, and the later translated
+// flow gets its mapping back.
+func TestNodePortSourcePortReuse(t *testing.T) {
+	e := newEnv(t)
+	e.backends(t, 8080)
+	n := e.open(t)
+	np := netip.AddrPortFrom(e.node, 30083)
+	be := netip.AddrPortFrom(e.node, 8080)
+	if err := n.Upsert(nodeport.Entry{Addr: np, Protocol: "TCP", Backends: []netip.AddrPort{be}}); err != nil {
+		t.Fatal(err)
+	}
+	from := &net.TCPAddr{IP: e.client.AsSlice(), Port: 41234}
+	for i, to := range []netip.AddrPort{np, be, np, be} {
+		var s string
+		err := in(e.clientNS, func() error {
+			d := net.Dialer{LocalAddr: from, Timeout: 2 * time.Second}
+			c, err := d.Dial("tcp4", to.String())
+			if err != nil {
+				return err
+			}
+			// Reset, so the source port is free again at once.
+			defer func() { _ = c.(*net.TCPConn).SetLinger(0); c.Close() }()
+			s, err = (&conn{Conn: c, r: bufio.NewReader(c)}).ask()
+			return err
+		})
+		if err != nil || !strings.HasPrefix(s, "port=8080 ") {
+			t.Fatalf("exchange %d with %v from port %d: %q, %v", i, to, from.Port, s, err)
+		}
+	}
+}
