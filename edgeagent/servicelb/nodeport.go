@@ -25,7 +25,7 @@ type nodePorts struct {
 // startNodePorts attaches the translation to the interface holding the
 // node's address. It returns the reason to show on the node either way.
 func startNodePorts(cfg Config, log *slog.Logger) (*nodePorts, string) {
-	const relayed = "node ports of Local services are relayed by the agent (backends see its address)"
+	const relayed = "node ports of Local services are relayed by the agent (wasm HTTP pods still see the client's address, containers the agent's)"
 	addr, err := netip.ParseAddr(cfg.NodeAddress)
 	if err != nil {
 		return nil, fmt.Sprintf("%s: node address %q: %v", relayed, cfg.NodeAddress, err)
