@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-edge/flotilla/internal/netnstest"
 	"github.com/flotilla-edge/flotilla/internal/privtest"
 
 	"golang.org/x/sys/unix"
@@ -97,26 +97,8 @@ func run(t testing.TB, name string, args ...string) {
 	}
 }
 
-// inNetns runs fn on an OS thread switched into the namespace; the thread
-// is thrown away afterwards (the goroutine exits still locked).
-func (e *testEnv) inNetns(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/var/run/netns/" + e.ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// inNetns runs fn on a thread in the namespace (netnstest.Do).
+func (e *testEnv) inNetns(fn func() error) error { return netnstest.Do(e.ns, fn) }
 
 // startBackends runs a TCP and a UDP server on each address (IPv4 or IPv6)
 // inside the namespace. Both answer every request line / datagram with the

@@ -34,6 +34,7 @@ import (
 
 	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/edgeagent/servicelb"
+	"github.com/flotilla-edge/flotilla/internal/netnstest"
 	"github.com/flotilla-edge/flotilla/internal/testfleet"
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
 )
@@ -94,19 +95,7 @@ func TestServicesAcrossHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := o.(*api.Service)
-	testfleet.WaitFor(t, "2 ready endpoints", 10*time.Second, func() bool {
-		o, err := f.Client.Get(ctx, "EndpointSlice", "default", "who")
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for _, ep := range o.(*api.EndpointSlice).Endpoints {
-			if ep.IsReady() {
-				ready++
-			}
-		}
-		return ready == 2
-	})
+	waitReadyEndpoints(t, f, "who", 2)
 
 	nodePort := strconv.Itoa(int(svc.Spec.Ports[0].NodePort))
 	client := n.addr(3)
@@ -248,34 +237,13 @@ func newCgroup(t *testing.T, name string) string {
 	return cg
 }
 
-// inNetnsThread runs fn on an OS thread switched into namespace ns. The
-// thread never goes back: it is thrown away when the goroutine ends.
-func inNetnsThread(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 // forwardNATS listens on 127.0.0.1 inside namespace ns and relays every
 // connection to target (the control plane's NATS, in the root namespace);
 // it returns the port.
 func forwardNATS(t *testing.T, ns, target string) int {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetnsThread(ns, func() (err error) {
+	if err := netnstest.Do(ns, func() (err error) {
 		ln, err = net.Listen("tcp4", "127.0.0.1:0")
 		return err
 	}); err != nil {
@@ -380,16 +348,10 @@ func startHostAgent(t *testing.T, f *testfleet.Fleet, bin string, n *bridgeNet, 
 	cmd.SysProcAttr = &unix.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: unix.SIGKILL}
 	started, done := make(chan error, 1), make(chan error, 1)
 	go func() {
-		// Not through inNetnsThread: this thread must live as long as
+		// Not through netnstest.Do: this thread must live as long as
 		// the agent, or Pdeathsig would kill it.
 		runtime.LockOSThread()
-		ns, err := os.Open("/var/run/netns/" + h.ns)
-		if err != nil {
-			started <- err
-			return
-		}
-		err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET)
-		ns.Close()
+		err := netnstest.Enter(h.ns)
 		if err == nil {
 			err = cmd.Start()
 		}

@@ -84,19 +84,7 @@ func checkClientAddress(t *testing.T, f *testfleet.Fleet, e *svcEnv, name string
 		return o.(*api.Service)
 	}
 	svc := setPolicy(api.TrafficPolicyLocal)
-	testfleet.WaitFor(t, "2 ready endpoints", 10*time.Second, func() bool {
-		o, err := f.Client.Get(ctx, "EndpointSlice", "default", name)
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for _, ep := range o.(*api.EndpointSlice).Endpoints {
-			if ep.IsReady() {
-				ready++
-			}
-		}
-		return ready == 2
-	})
+	waitReadyEndpoints(t, f, name, 2)
 	addr := net.JoinHostPort(e.nodeAddr, strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))
 	client := strings.TrimSuffix(e.nodeAddr, ".1") + ".2" // the namespace side of the veth
 

@@ -272,19 +272,7 @@ func testServicesEndToEnd(t *testing.T, mode, reason, noBackend string) {
 	}
 	svc := o.(*api.Service)
 	nodePort := svc.Spec.Ports[0].NodePort
-	testfleet.WaitFor(t, "3 ready endpoints", 10*time.Second, func() bool {
-		o, err := f.Client.Get(ctx, "EndpointSlice", "default", "web")
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for _, ep := range o.(*api.EndpointSlice).Endpoints {
-			if ep.IsReady() {
-				ready++
-			}
-		}
-		return ready == 3
-	})
+	waitReadyEndpoints(t, f, "web", 3)
 	t.Logf("get svc:\n%s", mustCLI(t, f, "get", "svc"))
 	t.Logf("get ep:\n%s", mustCLI(t, f, "get", "ep"))
 
@@ -451,4 +439,23 @@ func testUserspaceIngressPolicy(t *testing.T, f *testfleet.Fleet, e *svcEnv, clu
 			t.Logf("ipBlock %s: %v", tt.cidr, r.Answers)
 		})
 	}
+}
+
+// waitReadyEndpoints waits until service name in default has n ready
+// endpoints.
+func waitReadyEndpoints(t *testing.T, f *testfleet.Fleet, name string, n int) {
+	t.Helper()
+	testfleet.WaitFor(t, fmt.Sprintf("%d ready endpoints of %s", n, name), 10*time.Second, func() bool {
+		o, err := f.Client.Get(context.Background(), "EndpointSlice", "default", name)
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for _, ep := range o.(*api.EndpointSlice).Endpoints {
+			if ep.IsReady() {
+				ready++
+			}
+		}
+		return ready == n
+	})
 }

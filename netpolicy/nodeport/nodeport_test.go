@@ -13,9 +13,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,8 +22,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
-	"golang.org/x/sys/unix"
 
+	"github.com/flotilla-edge/flotilla/internal/netnstest"
 	"github.com/flotilla-edge/flotilla/internal/privtest"
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
 	"github.com/flotilla-edge/flotilla/netpolicy/nodeport"
@@ -77,25 +75,8 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-// in runs fn on a thread switched into ns; the thread is discarded after.
-func in(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// in runs fn on a thread in namespace ns (netnstest.Do).
+func in(ns string, fn func() error) error { return netnstest.Do(ns, fn) }
 
 // backends serves TCP and UDP on the node's ports: every request line or
 // datagram is answered with "port=<backend port> remote=<peer>".
