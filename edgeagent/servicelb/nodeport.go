@@ -46,7 +46,7 @@ func startNodePorts(cfg Config, log *slog.Logger) (*nodePorts, string) {
 			n.applied[entryKey(e.Addr, e.Protocol)] = e
 		}
 	}
-	return n, "node ports of Local services are translated at TC on " + ifc + " (backends see the client's address)"
+	return n, "node ports of Local services are translated at TC (" + nat.Mode() + ") on " + ifc + " (backends see the client's address)"
 }
 
 func entryKey(a netip.AddrPort, proto string) string { return a.String() + "/" + proto }

@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"path/filepath"
+	"os"
 	"sync"
 	"time"
 
@@ -105,7 +105,7 @@ func Start(cfg Config) (*Controller, error) {
 		return nil, errors.New("servicelb: a client and a node name are required")
 	}
 	if cfg.PinDir == "" {
-		cfg.PinDir = filepath.Join("/sys/fs/bpf/flotilla", cfg.NodeName)
+		cfg.PinDir = DefaultPinDir(cfg.NodeName)
 	}
 	c := &Controller{cfg: cfg, log: cfg.Log.With("component", "servicelb"), kick: make(chan struct{}, 1),
 		services: map[string]*api.Service{}, slices: map[string]*api.EndpointSlice{}, synced: map[string]bool{},
@@ -130,6 +130,11 @@ func Start(cfg Config) (*Controller, error) {
 			var why string
 			c.np, why = startNodePorts(cfg, c.log)
 			c.reason += "; " + why
+		} else if os.Geteuid() == 0 {
+			// An earlier agent of this node may have run eBPF.
+			if err := Clear(cfg.PinDir); err != nil {
+				c.log.Warn("remove the eBPF datapath an earlier agent left", "pin_dir", cfg.PinDir, "err", err)
+			}
 		}
 		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", c.reason)
 		// What an earlier agent left in pinned maps is known, so stale

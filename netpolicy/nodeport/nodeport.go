@@ -5,9 +5,12 @@
 // address. The agent's listener on the node port stays as the path for
 // everything the programs leave alone.
 //
-// Programs attach through tcx links (Linux 6.6 or newer). Maps and links
-// are pinned under the pin directory, beside the socket LB's, so flows
-// keep being translated while the agent restarts.
+// Programs attach through tcx links (Linux 6.6 or newer), else as
+// direct-action bpf filters of a clsact qdisc (cls_bpf, the older kernels
+// of many boards). Maps and tcx links are pinned under the pin directory,
+// beside the socket LB's; cls_bpf filters stay on their device by
+// themselves. Either way flows keep being translated while the agent
+// restarts.
 package nodeport
 
 import (
@@ -24,6 +27,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/flotilla-edge/flotilla/netpolicy/internal/bpfenc"
 )
@@ -46,7 +51,24 @@ type Config struct {
 	// Interfaces are the Ethernet interfaces outside traffic arrives on
 	// (those holding the node's address).
 	Interfaces []string
+	// Attach is AttachTCX, AttachTC, or "" for tcx where the kernel has
+	// it, else tc.
+	Attach string
 }
+
+// Attach modes.
+const (
+	AttachTCX = "tcx" // bpf_link on the device, Linux ≥ 6.6
+	AttachTC  = "tc"  // cls_bpf filter on a clsact qdisc, Linux ≥ 4.5
+)
+
+// tcPriority and tcHandle name this package's cls_bpf filters; other
+// filters on the device (another tool's) are left alone.
+const (
+	tcPriority = 0x4f4c // "OL"
+	tcHandle   = 1
+	tcPrefix   = "flotilla_np_"
+)
 
 // Entry is one node port of a Local service and this node's backends.
 type Entry struct {
@@ -73,6 +95,7 @@ type NAT struct {
 	objs   nodePortObjects
 	links  []link.Link
 	pinDir string
+	mode   string // AttachTCX or AttachTC
 	closed bool
 	// admission mirrors np_pol_lpm per backend.
 	admission map[Backend][]Prefix
@@ -109,7 +132,7 @@ func New(cfg Config) (*NAT, error) {
 		}
 		return nil, fmt.Errorf("load BPF programs: %w", err)
 	}
-	if err := n.attach(cfg.Interfaces); err != nil {
+	if err := n.attach(cfg.Interfaces, cfg.Attach); err != nil {
 		n.closeAll()
 		return nil, err
 	}
@@ -120,7 +143,12 @@ func New(cfg Config) (*NAT, error) {
 	return n, nil
 }
 
-func (n *NAT) attach(ifaces []string) error {
+func (n *NAT) attach(ifaces []string, mode string) error {
+	switch mode {
+	case "", AttachTCX, AttachTC:
+	default:
+		return fmt.Errorf("attach mode %q: want %s or %s", mode, AttachTCX, AttachTC)
+	}
 	wanted := map[string]bool{}
 	for _, name := range ifaces {
 		ifc, err := net.InterfaceByName(name)
@@ -131,23 +159,41 @@ func (n *NAT) attach(ifaces []string) error {
 			return fmt.Errorf("interface %s is not an Ethernet device", name)
 		}
 		for _, a := range []struct {
-			dir  string
-			prog *ebpf.Program
-			at   ebpf.AttachType
+			dir    string
+			prog   *ebpf.Program
+			at     ebpf.AttachType
+			parent uint32
 		}{
-			{"ingress", n.objs.FlotillaNpIngress, ebpf.AttachTCXIngress},
-			{"egress", n.objs.FlotillaNpEgress, ebpf.AttachTCXEgress},
+			{"ingress", n.objs.FlotillaNpIngress, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS},
+			{"egress", n.objs.FlotillaNpEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},
 		} {
-			file := linkPrefix + a.dir + "_" + name
-			wanted[file] = true
-			lk, err := n.attachOne(filepath.Join(n.pinDir, file), ifc.Index, a.prog, a.at)
-			if err != nil {
-				return fmt.Errorf("attach %s to %s: %w", a.dir, name, err)
+			if mode != AttachTC {
+				file := linkPrefix + a.dir + "_" + name
+				lk, err := n.attachOne(filepath.Join(n.pinDir, file), ifc.Index, a.prog, a.at)
+				switch {
+				case err == nil:
+					wanted[file] = true
+					n.links = append(n.links, lk)
+					mode = AttachTCX
+					continue
+				case mode == "" && errors.Is(err, ebpf.ErrNotSupported):
+					mode = AttachTC // an older kernel: every device uses tc
+				default:
+					return fmt.Errorf("attach %s to %s: %w", a.dir, name, err)
+				}
 			}
-			n.links = append(n.links, lk)
+			if err := attachTC(ifc.Index, a.prog, a.parent, tcPrefix+a.dir); err != nil {
+				return fmt.Errorf("attach %s to %s (tc): %w", a.dir, name, err)
+			}
+		}
+		if mode == AttachTCX {
+			// A kernel upgrade moved this device from tc to tcx.
+			detachTC(ifc.Index)
 		}
 	}
-	// Links of interfaces no longer used (the node's address moved).
+	n.mode = mode
+	// Links of interfaces no longer used (the node's address moved), or
+	// of tcx when tc took over.
 	ents, err := os.ReadDir(n.pinDir)
 	if err != nil {
 		return err
@@ -158,6 +204,46 @@ func (n *NAT) attach(ifaces []string) error {
 		}
 	}
 	return nil
+}
+
+// Mode is how the programs are attached: AttachTCX or AttachTC.
+func (n *NAT) Mode() string { return n.mode }
+
+// attachTC puts prog on the device as a direct-action bpf filter of its
+// clsact qdisc (created if missing), replacing an earlier agent's.
+func attachTC(ifindex int, prog *ebpf.Program, parent uint32, name string) error {
+	q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}
+	if err := netlink.QdiscAdd(q); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("clsact qdisc: %w", err)
+	}
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: ifindex, Parent: parent, Handle: netlink.MakeHandle(0, tcHandle),
+			Protocol: unix.ETH_P_ALL, Priority: tcPriority},
+		Fd: prog.FD(), Name: name, DirectAction: true,
+	}
+	if err := netlink.FilterReplace(f); err != nil {
+		return fmt.Errorf("bpf filter: %w", err)
+	}
+	return nil
+}
+
+// detachTC removes this package's cls_bpf filters from the device.
+func detachTC(ifindex int) {
+	lk, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return
+	}
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		fs, err := netlink.FilterList(lk, parent)
+		if err != nil {
+			continue
+		}
+		for _, f := range fs {
+			if bf, ok := f.(*netlink.BpfFilter); ok && bf.Priority == tcPriority && strings.HasPrefix(bf.Name, tcPrefix) {
+				_ = netlink.FilterDel(bf)
+			}
+		}
+	}
 }
 
 func (n *NAT) attachOne(path string, ifindex int, prog *ebpf.Program, at ebpf.AttachType) (link.Link, error) {
@@ -435,9 +521,15 @@ func (n *NAT) closeAll() error {
 	return errors.Join(errs...)
 }
 
-// Detach removes the links from their interfaces and unpins them (the
-// maps stay pinned; ebpflb.Teardown removes everything).
+// Detach removes the programs from every device of this network
+// namespace: the pinned tcx links of pinDir and this package's cls_bpf
+// filters. The maps stay pinned (ebpflb.Teardown removes the pin dir).
 func Detach(pinDir string) error {
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, ifc := range ifs {
+			detachTC(ifc.Index)
+		}
+	}
 	ents, err := os.ReadDir(pinDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"github.com/vishvananda/netlink"
 
 	"github.com/flotilla-edge/flotilla/internal/netnstest"
 	"github.com/flotilla-edge/flotilla/internal/privtest"
@@ -34,12 +36,25 @@ type env struct {
 	node, client     netip.Addr
 	nodeIf           string
 	pinDir           string
+	attach           string // nodeport.Config.Attach
 }
 
 func sh(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// eachAttach runs test once per attach mode: tcx links and cls_bpf
+// filters (what kernels before 6.6 get).
+func eachAttach(t *testing.T, test func(*testing.T, *env)) {
+	for _, mode := range []string{nodeport.AttachTCX, nodeport.AttachTC} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			e.attach = mode
+			test(t, e)
+		})
 	}
 }
 
@@ -147,7 +162,7 @@ func (e *env) open(t testing.TB) *nodeport.NAT {
 	t.Helper()
 	var n *nodeport.NAT
 	err := in(e.nodeNS, func() (err error) {
-		n, err = nodeport.New(nodeport.Config{PinDir: e.pinDir, Interfaces: []string{e.nodeIf}})
+		n, err = nodeport.New(nodeport.Config{PinDir: e.pinDir, Interfaces: []string{e.nodeIf}, Attach: e.attach})
 		return err
 	})
 	if err != nil {
@@ -157,7 +172,47 @@ func (e *env) open(t testing.TB) *nodeport.NAT {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
+	if e.attach != "" && n.Mode() != e.attach {
+		t.Fatalf("attached with %s, want %s", n.Mode(), e.attach)
+	}
 	return n
+}
+
+// attached lists what carries the programs on the node's interface: the
+// pinned tcx links and this package's cls_bpf filters (by name).
+func (e *env) attached(t testing.TB) (links, filters []string) {
+	t.Helper()
+	ents, err := os.ReadDir(e.pinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range ents {
+		if strings.HasPrefix(f.Name(), "link_np_") {
+			links = append(links, f.Name())
+		}
+	}
+	err = in(e.nodeNS, func() error {
+		lk, err := netlink.LinkByName(e.nodeIf)
+		if err != nil {
+			return err
+		}
+		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+			fs, err := netlink.FilterList(lk, parent)
+			if err != nil {
+				return err
+			}
+			for _, f := range fs {
+				if bf, ok := f.(*netlink.BpfFilter); ok {
+					filters = append(filters, bf.Name)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return links, filters
 }
 
 // conn is a client connection made inside the client namespace.
@@ -209,8 +264,9 @@ func (e *env) once(proto string, to netip.AddrPort) (string, error) {
 	return s, nil
 }
 
-func TestNodePortKeepsClientAddress(t *testing.T) {
-	e := newEnv(t)
+func TestNodePortKeepsClientAddress(t *testing.T) { eachAttach(t, nodePortKeepsClientAddress) }
+
+func nodePortKeepsClientAddress(t *testing.T, e *env) {
 	e.backends(t, 8080, 8081)
 	n := e.open(t)
 	np := netip.AddrPortFrom(e.node, 30080)
@@ -275,8 +331,9 @@ func TestNodePortKeepsClientAddress(t *testing.T) {
 	})
 }
 
-func TestNodePortAdmission(t *testing.T) {
-	e := newEnv(t)
+func TestNodePortAdmission(t *testing.T) { eachAttach(t, nodePortAdmission) }
+
+func nodePortAdmission(t *testing.T, e *env) {
 	e.backends(t, 8080)
 	n := e.open(t)
 	np := netip.AddrPortFrom(e.node, 30081)
@@ -323,8 +380,9 @@ func TestNodePortAdmission(t *testing.T) {
 
 // TestNodePortSurvivesRestart: closing the handles keeps the pinned links
 // translating, and a new NAT on the same pin dir finds the entries.
-func TestNodePortSurvivesRestart(t *testing.T) {
-	e := newEnv(t)
+func TestNodePortSurvivesRestart(t *testing.T) { eachAttach(t, nodePortSurvivesRestart) }
+
+func nodePortSurvivesRestart(t *testing.T, e *env) {
 	e.backends(t, 8080)
 	n := e.open(t)
 	np := netip.AddrPortFrom(e.node, 30082)
@@ -409,8 +467,9 @@ func TestNodePortBadInput(t *testing.T) {
 // port, gets answers every time: the direct flow's replies are not
 // rewritten by the earlier flow's reply mapping, and the later translated
 // flow gets its mapping back.
-func TestNodePortSourcePortReuse(t *testing.T) {
-	e := newEnv(t)
+func TestNodePortSourcePortReuse(t *testing.T) { eachAttach(t, nodePortSourcePortReuse) }
+
+func nodePortSourcePortReuse(t *testing.T, e *env) {
 	e.backends(t, 8080)
 	n := e.open(t)
 	np := netip.AddrPortFrom(e.node, 30083)
@@ -435,5 +494,47 @@ func TestNodePortSourcePortReuse(t *testing.T) {
 		if err != nil || !strings.HasPrefix(s, "port=8080 ") {
 			t.Fatalf("exchange %d with %v from port %d: %q, %v", i, to, from.Port, s, err)
 		}
+	}
+}
+
+// TestNodePortAttachModeChange: a node whose kernel gains tcx (or an
+// agent told to use tc) moves the programs, and leaves nothing of the
+// other mode behind; Detach removes both.
+func TestNodePortAttachModeChange(t *testing.T) {
+	e := newEnv(t)
+	e.backends(t, 8080)
+	np := netip.AddrPortFrom(e.node, 30084)
+	for i, step := range []struct {
+		mode           string
+		links, filters int
+	}{
+		{nodeport.AttachTC, 0, 2},
+		{nodeport.AttachTCX, 2, 0},
+		{nodeport.AttachTC, 0, 2},
+	} {
+		e.attach = step.mode
+		n := e.open(t)
+		if err := n.Upsert(nodeport.Entry{Addr: np, Protocol: "TCP", Backends: []netip.AddrPort{netip.AddrPortFrom(e.node, 8080)}}); err != nil {
+			t.Fatal(err)
+		}
+		links, filters := e.attached(t)
+		if len(links) != step.links || len(filters) != step.filters {
+			t.Fatalf("step %d (%s): links %v, filters %v; want %d and %d", i, step.mode, links, filters, step.links, step.filters)
+		}
+		if s, err := e.once("tcp4", np); err != nil || !strings.Contains(s, "remote="+e.client.String()) {
+			t.Fatalf("step %d (%s): %q, %v", i, step.mode, s, err)
+		}
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := in(e.nodeNS, func() error { return nodeport.Detach(e.pinDir) }); err != nil {
+		t.Fatal(err)
+	}
+	if links, filters := e.attached(t); len(links)+len(filters) != 0 {
+		t.Fatalf("after Detach: links %v, filters %v", links, filters)
+	}
+	if _, err := e.once("tcp4", np); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("node port after Detach: %v, want connection refused", err)
 	}
 }

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flotilla-edge/flotilla/api"
+	"github.com/flotilla-edge/flotilla/edgeagent/servicelb"
+	"github.com/flotilla-edge/flotilla/internal/testfleet"
+)
+
+// TestServiceLBModeChangeClearsEBPF: a node that ran the eBPF datapath
+// (socket LB and TC node ports, all pinned so they outlive the agent) and
+// restarts in userspace mode removes it, so stale translations never
+// shadow the proxy; the proxy then serves the same service.
+func TestServiceLBModeChangeClearsEBPF(t *testing.T) {
+	e := newSvcEnv(t)
+	f := testfleet.Start(t)
+	ctx := context.Background()
+	bes := startTestBackends(t, e.nodeAddr, 2)
+	o, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"},
+		Spec: api.ServiceSpec{Type: api.ServiceTypeNodePort, ExternalTrafficPolicy: api.TrafficPolicyLocal,
+			Ports: []api.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterIP := o.(*api.Service).Spec.ClusterIP
+	if _, err := f.Client.Create(ctx, manualSlice(e.nodeAddr, bes)); err != nil {
+		t.Fatal(err)
+	}
+	start := func(mode string) *servicelb.Controller {
+		c, err := servicelb.Start(servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: mode,
+			CgroupPath: e.cgroup, PinDir: e.pinDir, NetNS: e.lbNetNS(mode), Log: testfleet.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	pinned := func() []string {
+		ents, _ := os.ReadDir(e.pinDir)
+		var names []string
+		for _, en := range ents {
+			names = append(names, en.Name())
+		}
+		return names
+	}
+
+	c := start("ebpf")
+	testfleet.WaitFor(t, "the socket LB and the node-port programs pinned", 10*time.Second, func() bool {
+		s := strings.Join(pinned(), " ")
+		return strings.Contains(s, "link_connect4") && strings.Contains(s, "link_np_ingress_")
+	})
+	c.Stop()
+	if len(pinned()) == 0 {
+		t.Fatal("stopping the eBPF agent removed its pins; they must outlive it")
+	}
+
+	c = start("userspace")
+	defer c.Stop()
+	if left := pinned(); len(left) != 0 {
+		t.Fatalf("userspace mode kept the eBPF pins %v", left)
+	}
+	var r clientResult
+	testfleet.WaitFor(t, "the userspace proxy serving the cluster IP", 10*time.Second, func() bool {
+		r = e.fromNetns(t, "get", clusterIP+":80", 10)
+		return len(r.Errs) == 0 && len(r.Answers) == 2
+	})
+}
