@@ -130,7 +130,9 @@ func TestNetworkPolicyWasmHostCalls(t *testing.T) {
 	create(&api.NetworkPolicy{ObjectMeta: api.ObjectMeta{Name: "backend-deny-ingress"}, Spec: api.NetworkPolicySpec{
 		PodSelector: *podSel("backend")}})
 	expect("backend ingress-isolated: the call fails", http.StatusBadGateway, "denied by policy")
-	hookSaysSoon(func(err error) bool { return err != nil && strings.Contains(err.Error(), "default/backend-deny-ingress") })
+	hookSaysSoon(func(err error) bool {
+		return err != nil && strings.Contains(err.Error(), "default/backend-deny-ingress")
+	})
 	port := api.FromString("http")
 	create(&api.NetworkPolicy{ObjectMeta: api.ObjectMeta{Name: "backend-from-frontend"}, Spec: api.NetworkPolicySpec{
 		PodSelector: *podSel("backend"),
