@@ -348,16 +348,21 @@ func startHostAgent(t *testing.T, f *testfleet.Fleet, bin string, n *bridgeNet, 
 	cmd.SysProcAttr = &unix.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: unix.SIGKILL}
 	started, done := make(chan error, 1), make(chan error, 1)
 	go func() {
-		// Not through netnstest.Do: this thread must live as long as
-		// the agent, or Pdeathsig would kill it.
+		// Not through netnstest.Do: this thread must live (stay locked)
+		// as long as the agent, or Pdeathsig would kill it.
 		runtime.LockOSThread()
-		err := netnstest.Enter(h.ns)
+		leave, err := netnstest.Enter(h.ns)
+		back := false
 		if err == nil {
-			err = cmd.Start()
+			err = cmd.Start() // the child starts in the namespace
+			back = leave() == nil
 		}
 		started <- err
 		if err == nil {
 			done <- cmd.Wait()
+		}
+		if back {
+			runtime.UnlockOSThread()
 		}
 	}()
 	if err := <-started; err != nil {

@@ -51,7 +51,6 @@ type Config struct {
 type LB struct {
 	cfg    Config
 	nsFile *os.File // target netns, nil = current
-	myNS   *os.File // the process's own netns, to switch back to
 
 	mu     sync.Mutex
 	svcs   map[svcKey]*service
@@ -122,10 +121,6 @@ func New(cfg Config) (*LB, error) {
 		if l.nsFile, err = os.Open("/var/run/netns/" + cfg.NetNS); err != nil {
 			return nil, fmt.Errorf("netns %s: %w", cfg.NetNS, err)
 		}
-		if l.myNS, err = os.Open("/proc/self/ns/net"); err != nil {
-			l.nsFile.Close()
-			return nil, err
-		}
 	}
 	return l, nil
 }
@@ -142,13 +137,24 @@ func (l *LB) inNS(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		// The way back is this thread's own namespace, not
+		// /proc/self's: that is the main thread's, which a goroutine
+		// that locked it and entered another namespace leaves there
+		// for good (the runtime cannot end the main thread).
+		back, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("own netns: %w", err)
+			return
+		}
+		defer back.Close()
 		if err := unix.Setns(int(l.nsFile.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns: %w", err)
 			return
 		}
-		err := fn()
-		if unix.Setns(int(l.myNS.Fd()), unix.CLONE_NEWNET) == nil {
+		err = fn()
+		if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		} // else: stay locked, the thread exits with this goroutine.
 		errc <- err
@@ -279,7 +285,6 @@ func (l *LB) Close() error {
 	l.svcs = map[svcKey]*service{}
 	if l.nsFile != nil {
 		l.nsFile.Close()
-		l.myNS.Close()
 	}
 	return nil
 }
