@@ -126,6 +126,21 @@ func TestDeploymentReplicaSetPodsScheduleScaleAndCollect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The scheduler learns nodes from a watch: a probe pod only pi-2 fits
+	// shows it knows both (pi-1 came first), so the spread check below
+	// tests the scorer, not the watch's timing.
+	probe := &api.Pod{ObjectMeta: api.ObjectMeta{Name: "probe", Namespace: "default"}, Spec: api.PodSpec{
+		NodeSelector: map[string]string{"disk": "ssd"}, Containers: []api.Container{{Name: "c", Image: "hello:v1"}}}}
+	if _, err := s.Store.Create(ctx, probe); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the probe pod bound to pi-2", 10*time.Second, func() bool {
+		o, err := s.Store.Get(ctx, "Pod", "default", "probe")
+		return err == nil && o.(*api.Pod).Spec.NodeName == "pi-2"
+	})
+	if err := s.Store.Delete(ctx, "Pod", "default", "probe", ""); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Store.Create(ctx, deployment("web", 3, nil)); err != nil {
 		t.Fatal(err)
 	}
