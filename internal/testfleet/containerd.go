@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func testSnapshotter() string {
 func CleanNamespace(t testing.TB, sock, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	defer removeNamespaceCgroups(ns)
 	rt, err := oci.New(ctx, oci.Config{Socket: sock, Namespace: ns, Snapshotter: testSnapshotter(), LogDir: t.TempDir(), Log: Logger()})
 	if err != nil {
 		t.Logf("clean containerd namespace %s: %v", ns, err)
@@ -95,4 +97,14 @@ func CleanNamespace(t testing.TB, sock, ns string) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Logf("containerd namespace %s could not be removed (content still being collected)", ns)
+}
+
+// removeNamespaceCgroups removes the (by then empty) cgroup directories
+// runc made for the namespace's containers (/<ns>/<id>, in every
+// hierarchy): runc removes each container's, not the namespace's.
+func removeNamespaceCgroups(ns string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", ns))
+	for _, d := range append(dirs, filepath.Join("/sys/fs/cgroup", ns)) {
+		_ = os.Remove(d) // rmdir: only an empty cgroup goes
+	}
 }
