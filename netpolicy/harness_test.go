@@ -643,3 +643,35 @@ func bench(addr string, n int, keepAlive bool) ([]time.Duration, error) {
 	}
 	return lat, nil
 }
+
+// policyProbe is one check of a policy test: n tries of op to addr.
+type policyProbe struct {
+	op     string // tcp | udp | tcp6 | udp6
+	addr   string
+	n      int
+	okFrom []string // every reply comes from one of these; nil: none may
+	fails  bool     // some tries must fail, with EPERM
+}
+
+// check runs the probe through the client and reports what broke it.
+func (p policyProbe) check(t *testing.T, cl *helper) {
+	t.Helper()
+	r := cl.do(t, helperReq{Op: p.op, Addr: p.addr, N: p.n})
+	for id := range r.Counts {
+		if !containsStr(p.okFrom, id) {
+			t.Errorf("%s %s reached %s, allowed only %v", p.op, p.addr, id, p.okFrom)
+		}
+	}
+	if len(p.okFrom) > 0 && len(r.Counts) == 0 {
+		t.Errorf("%s %s: nothing answered: %v", p.op, p.addr, r.Errs)
+	}
+	if p.fails != (r.ErrCount > 0) {
+		t.Errorf("%s %s: %d failures (%v), want failures=%v", p.op, p.addr, r.ErrCount, r.Errs, p.fails)
+	}
+	for _, e := range r.Errs {
+		if !strings.Contains(e, "operation not permitted") {
+			t.Errorf("%s %s: error %q, want EPERM", p.op, p.addr, e)
+		}
+	}
+}
+

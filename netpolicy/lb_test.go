@@ -435,19 +435,12 @@ func TestEBPFConnectPolicyInet6(t *testing.T) {
 	upsert(t, lb, netpolicy.Service{VIP: vip, Port: 80, Protocol: "TCP", Backends: []netip.AddrPort{be1, be2, be3}})
 	mapped := func(b netip.AddrPort) string { return ap6(b.Addr(), b.Port()) }
 
-	type probe struct {
-		op     string // tcp6 | udp6 (AF_INET6 sockets)
-		addr   string
-		n      int
-		okFrom []string // every reply comes from one of these; nil: none may
-		fails  bool     // some attempts fail with EPERM
-	}
 	steps := []struct {
 		name   string
 		set    *ebpflb.ClientPolicy // nil: delete the policy
-		probes []probe
+		probes []policyProbe
 	}{
-		{"isolated with one allowed backend", &ebpflb.ClientPolicy{EgressIsolated: true, Entries: []ebpflb.PolicyEntry{{Dst: be1, Protocol: "TCP", Allow: true}}}, []probe{
+		{"isolated with one allowed backend", &ebpflb.ClientPolicy{EgressIsolated: true, Entries: []ebpflb.PolicyEntry{{Dst: be1, Protocol: "TCP", Allow: true}}}, []policyProbe{
 			{"tcp6", mapped(be1), 3, []string{be1.String()}, false},
 			{"tcp6", mapped(be2), 3, nil, true},
 			{"udp6", mapped(be3), 3, nil, true},
@@ -456,14 +449,14 @@ func TestEBPFConnectPolicyInet6(t *testing.T) {
 			{"tcp6", be6.String(), 3, nil, true},
 			{"udp6", be6.String(), 3, nil, true},
 		}},
-		{"open with a deny entry", &ebpflb.ClientPolicy{Entries: []ebpflb.PolicyEntry{{Dst: be2, Protocol: "TCP"}}}, []probe{
+		{"open with a deny entry", &ebpflb.ClientPolicy{Entries: []ebpflb.PolicyEntry{{Dst: be2, Protocol: "TCP"}}}, []policyProbe{
 			{"tcp6", mapped(be1), 3, []string{be1.String()}, false},
 			{"tcp6", mapped(be2), 3, nil, true},
 			{"udp6", mapped(be2), 3, []string{be2.String()}, false}, // the entry is TCP only
 			{"tcp6", be6.String(), 3, []string{be6.String()}, false},
 			{"udp6", be6.String(), 3, []string{be6.String()}, false},
 		}},
-		{"policy removed", nil, []probe{
+		{"policy removed", nil, []policyProbe{
 			{"tcp6", ap6(vip, 80), 30, all, false},
 			{"udp6", mapped(be3), 3, []string{be3.String()}, false},
 			{"tcp6", be6.String(), 3, []string{be6.String()}, false},
@@ -479,23 +472,7 @@ func TestEBPFConnectPolicyInet6(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, p := range st.probes {
-				r := cl.do(t, helperReq{Op: p.op, Addr: p.addr, N: p.n})
-				for id := range r.Counts {
-					if !containsStr(p.okFrom, id) {
-						t.Errorf("%s %s reached %s, allowed only %v", p.op, p.addr, id, p.okFrom)
-					}
-				}
-				if len(p.okFrom) > 0 && len(r.Counts) == 0 {
-					t.Errorf("%s %s: nothing answered: %v", p.op, p.addr, r.Errs)
-				}
-				if p.fails != (r.ErrCount > 0) {
-					t.Errorf("%s %s: %d failures (%v), want failures=%v", p.op, p.addr, r.ErrCount, r.Errs, p.fails)
-				}
-				for _, e := range r.Errs {
-					if !strings.Contains(e, "operation not permitted") {
-						t.Errorf("%s %s: error %q, want EPERM", p.op, p.addr, e)
-					}
-				}
+				p.check(t, cl)
 			}
 		})
 	}

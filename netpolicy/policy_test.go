@@ -2,7 +2,6 @@ package netpolicy_test
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/flotilla-edge/flotilla/netpolicy"
@@ -35,36 +34,29 @@ func TestEBPFConnectPolicy(t *testing.T) {
 		return out
 	}
 
-	type probe struct {
-		op        string // tcp | udp
-		addr      string
-		n         int
-		okFrom    []string // backends that must answer (every reply from one of these)
-		wantFails bool     // some attempts must fail with EPERM
-	}
 	steps := []struct {
 		name   string
 		set    *ebpflb.ClientPolicy // nil: delete the policy
 		cgroup uint64               // 0: the client's cgroup
-		probes []probe
+		probes []policyProbe
 	}{
-		{"isolated with one allowed backend", &ebpflb.ClientPolicy{EgressIsolated: true, Entries: allow(be1)}, 0, []probe{
+		{"isolated with one allowed backend", &ebpflb.ClientPolicy{EgressIsolated: true, Entries: allow(be1)}, 0, []policyProbe{
 			{"tcp", be1.String(), 3, []string{be1.String()}, false},
 			{"tcp", be2.String(), 3, nil, true},
 			{"udp", be3.String(), 3, nil, true},
 			// Through the VIP: the policy judges the backend the LB chose.
 			{"tcp", ap(vip, 80), 30, []string{be1.String()}, true},
 		}},
-		{"open with a deny entry", &ebpflb.ClientPolicy{Entries: []ebpflb.PolicyEntry{{Dst: be2, Protocol: "TCP"}}}, 0, []probe{
+		{"open with a deny entry", &ebpflb.ClientPolicy{Entries: []ebpflb.PolicyEntry{{Dst: be2, Protocol: "TCP"}}}, 0, []policyProbe{
 			{"tcp", be1.String(), 3, []string{be1.String()}, false},
 			{"tcp", be2.String(), 3, nil, true},
 			{"tcp", be3.String(), 3, []string{be3.String()}, false},
 			{"udp", be2.String(), 3, []string{be2.String()}, false}, // the entry is TCP only
 		}},
-		{"another cgroup's policy does not apply", &ebpflb.ClientPolicy{EgressIsolated: true}, cg + 1, []probe{
+		{"another cgroup's policy does not apply", &ebpflb.ClientPolicy{EgressIsolated: true}, cg + 1, []policyProbe{
 			{"tcp", be2.String(), 3, []string{be2.String()}, false},
 		}},
-		{"policy removed", nil, 0, []probe{
+		{"policy removed", nil, 0, []policyProbe{
 			{"tcp", ap(vip, 80), 30, []string{be1.String(), be2.String(), be3.String()}, false},
 			{"udp", be3.String(), 3, []string{be3.String()}, false},
 		}},
@@ -92,23 +84,7 @@ func TestEBPFConnectPolicy(t *testing.T) {
 				}
 			}
 			for _, p := range st.probes {
-				r := cl.do(t, helperReq{Op: p.op, Addr: p.addr, N: p.n})
-				for id := range r.Counts {
-					if !containsStr(p.okFrom, id) {
-						t.Errorf("%s %s reached %s, allowed only %v", p.op, p.addr, id, p.okFrom)
-					}
-				}
-				if len(p.okFrom) > 0 && len(r.Counts) == 0 {
-					t.Errorf("%s %s: nothing answered: %v", p.op, p.addr, r.Errs)
-				}
-				if p.wantFails != (r.ErrCount > 0) {
-					t.Errorf("%s %s: %d failures (%v), want failures=%v", p.op, p.addr, r.ErrCount, r.Errs, p.wantFails)
-				}
-				for _, e := range r.Errs {
-					if !strings.Contains(e, "operation not permitted") {
-						t.Errorf("%s %s: error %q, want EPERM", p.op, p.addr, e)
-					}
-				}
+				p.check(t, cl)
 			}
 		})
 	}
