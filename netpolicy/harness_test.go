@@ -674,4 +674,3 @@ func (p policyProbe) check(t *testing.T, cl *helper) {
 		}
 	}
 }
-
