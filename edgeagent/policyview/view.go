@@ -146,7 +146,7 @@ func (v *View) inputLocked() policy.Input {
 	}
 	// The same translation the node's load balancer programs, so a VIP
 	// stands for exactly the backends a connect() can reach.
-	for _, s := range servicelb.Compute(svcs, slices, "", netip.Addr{}).VIPs {
+	for _, s := range servicelb.Compute(svcs, slices, "", netip.Addr{}, nil).VIPs {
 		in.Services = append(in.Services, policy.Service{VIP: s.VIP, Port: s.Port, Protocol: s.Protocol, Backends: s.Backends})
 	}
 	return in

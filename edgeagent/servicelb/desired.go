@@ -34,9 +34,11 @@ type Desired struct {
 // Compute translates Services and their EndpointSlices into what one node
 // programs. node and nodeAddr identify this node: externalTrafficPolicy
 // Local keeps only its own endpoints for outside traffic, and node ports
-// are answered on nodeAddr. Headless and ExternalName services get
-// nothing (they are a DNS matter).
-func Compute(services []*api.Service, slices map[string]*api.EndpointSlice, node string, nodeAddr netip.Addr) Desired {
+// are answered on nodeAddr. local reports the node's own addresses (nil:
+// none but nodeAddr): an external IP or LoadBalancer IP the node holds is
+// answered on the service port from outside too, as kube-proxy does.
+// Headless and ExternalName services get nothing (they are a DNS matter).
+func Compute(services []*api.Service, slices map[string]*api.EndpointSlice, node string, nodeAddr netip.Addr, local func(netip.Addr) bool) Desired {
 	var d Desired
 	for _, svc := range services {
 		if svc.Spec.Type == api.ServiceTypeExternalName || svc.Headless() {
@@ -51,12 +53,23 @@ func Compute(services []*api.Service, slices map[string]*api.EndpointSlice, node
 		affinity := time.Duration(svc.AffinityTimeoutSeconds()) * time.Second
 		for _, sp := range svc.Spec.Ports {
 			all := backends(slice, sp, "")
+			outside := all
+			isLocal := svc.Spec.ExternalTrafficPolicy == api.TrafficPolicyLocal
+			if isLocal {
+				outside = backends(slice, sp, node)
+			}
 			// Local clients reach the service on its cluster IP and on its
 			// external IPs through the socket LB, with every ready backend.
 			vips := []netip.Addr{vip}
 			for _, s := range append([]string{svc.Spec.LoadBalancerIP}, svc.Spec.ExternalIPs...) {
-				if a, err := netip.ParseAddr(s); err == nil && a.Is4() && a != vip {
-					vips = append(vips, a)
+				a, err := netip.ParseAddr(s)
+				if err != nil || !a.Is4() || a == vip {
+					continue
+				}
+				vips = append(vips, a)
+				// Outside clients reach an external IP this node holds.
+				if a == nodeAddr || (local != nil && local(a)) {
+					d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(a, uint16(sp.Port)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: isLocal})
 				}
 			}
 			for _, v := range vips {
@@ -65,18 +78,13 @@ func Compute(services []*api.Service, slices map[string]*api.EndpointSlice, node
 			if !svc.UsesNodePorts() {
 				continue
 			}
-			outside := all
-			local := svc.Spec.ExternalTrafficPolicy == api.TrafficPolicyLocal
-			if local {
-				outside = backends(slice, sp, node)
-			}
 			if sp.NodePort != 0 && nodeAddr.IsValid() {
-				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.NodePort)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: local})
+				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.NodePort)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: isLocal})
 			}
 			// LoadBalancer without its own address: like K3s' ServiceLB,
 			// every node answers the service port on its own address.
 			if svc.Spec.Type == api.ServiceTypeLoadBalancer && svc.Spec.LoadBalancerIP == "" && len(svc.Spec.ExternalIPs) == 0 && nodeAddr.IsValid() {
-				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.Port)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: local})
+				d.Listeners = append(d.Listeners, Listener{Addr: netip.AddrPortFrom(nodeAddr, uint16(sp.Port)), Protocol: sp.Protocol, Backends: outside, Service: key, Local: isLocal})
 			}
 		}
 	}

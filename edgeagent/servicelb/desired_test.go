@@ -48,6 +48,19 @@ func TestCompute(t *testing.T) {
 			"TCP 10.0.0.1:80->[10.0.0.1:40001 10.0.0.2:40005] TCP 10.0.0.1:30080->[10.0.0.1:40001 10.0.0.2:40005]"},
 		{"external IPs are VIPs too", base(func(s *api.ServiceSpec) { s.ExternalIPs = []string{"192.0.2.7"} }),
 			"10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s 192.0.2.7:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s", ""},
+		{"an external IP this node holds is answered from outside", base(func(s *api.ServiceSpec) { s.ExternalIPs = []string{"192.0.2.9"} }),
+			"10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s 192.0.2.9:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s",
+			"TCP 192.0.2.9:80->[10.0.0.1:40001 10.0.0.2:40005]"},
+		{"a LoadBalancer IP this node holds, Local", base(func(s *api.ServiceSpec) {
+			s.Type = "LoadBalancer"
+			s.LoadBalancerIP = "192.0.2.9"
+			s.Ports[0].NodePort = 30080
+			s.ExternalTrafficPolicy = "Local"
+		}), "10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s 192.0.2.9:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s",
+			"TCP 10.0.0.1:30080->[10.0.0.1:40001] local TCP 192.0.2.9:80->[10.0.0.1:40001] local"},
+		{"the node's own address as external IP", base(func(s *api.ServiceSpec) { s.ExternalIPs = []string{"10.0.0.1"} }),
+			"10.43.0.10:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s 10.0.0.1:80/TCP->[10.0.0.1:40001 10.0.0.2:40005] aff=0s",
+			"TCP 10.0.0.1:80->[10.0.0.1:40001 10.0.0.2:40005]"},
 		{"headless: nothing", base(func(s *api.ServiceSpec) { s.ClusterIP = "None" }), "", ""},
 		{"ExternalName: nothing", &api.Service{ObjectMeta: api.ObjectMeta{Name: "web", Namespace: "default"},
 			Spec: api.ServiceSpec{Type: "ExternalName", ExternalName: "db.example.com"}}, "", ""},
@@ -56,7 +69,8 @@ func TestCompute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Compute([]*api.Service{tc.svc}, map[string]*api.EndpointSlice{"default/web": slice}, "pi-1", netip.MustParseAddr("10.0.0.1"))
+			d := Compute([]*api.Service{tc.svc}, map[string]*api.EndpointSlice{"default/web": slice}, "pi-1", netip.MustParseAddr("10.0.0.1"),
+				func(a netip.Addr) bool { return a == netip.MustParseAddr("192.0.2.9") })
 			var vips, lns []string
 			for _, v := range d.VIPs {
 				vips = append(vips, fmt.Sprintf("%s:%d/%s->%v aff=%v", v.VIP, v.Port, v.Protocol, v.Backends, v.AffinityTimeout))

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -302,7 +303,7 @@ func (c *Controller) sync() {
 		svcs = append(svcs, s)
 	}
 	addr, _ := netip.ParseAddr(c.cfg.NodeAddress)
-	d := Compute(svcs, c.slices, c.cfg.NodeName, addr)
+	d := Compute(svcs, c.slices, c.cfg.NodeName, addr, localAddrs())
 	c.lns.sync(d.Listeners)
 	if c.np != nil {
 		var eng *policy.Engine
@@ -398,4 +399,19 @@ func Run(ctx context.Context, cfg Config) {
 	}
 	<-ctx.Done()
 	c.Stop()
+}
+
+// localAddrs returns a check for the addresses this host holds now (an
+// external IP may be added to an interface at any time; sync runs at
+// least every 30 s).
+func localAddrs() func(netip.Addr) bool {
+	set := map[netip.Addr]bool{}
+	if as, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range as {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				set[p.Addr().Unmap()] = true
+			}
+		}
+	}
+	return func(a netip.Addr) bool { return set[a.Unmap()] }
 }

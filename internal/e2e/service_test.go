@@ -90,14 +90,7 @@ func newSvcEnv(t *testing.T) *svcEnv {
 	if err := os.Mkdir(e.cgroup, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for range 50 {
-			if err := os.Remove(e.cgroup); err == nil || os.IsNotExist(err) {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
+	t.Cleanup(func() { removeCgroup(e.cgroup) })
 	t.Cleanup(func() {
 		if err := ebpflb.Teardown(e.pinDir); err != nil {
 			t.Errorf("teardown %s: %v", e.pinDir, err)
@@ -458,4 +451,15 @@ func waitReadyEndpoints(t *testing.T, f *testfleet.Fleet, name string, n int) {
 		}
 		return ready == n
 	})
+}
+
+// removeCgroup removes a test's cgroup directory, waiting a moment for
+// the processes in it to be gone.
+func removeCgroup(dir string) {
+	for range 50 {
+		if err := os.Remove(dir); err == nil || os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
