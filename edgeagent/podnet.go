@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -29,9 +30,18 @@ type podNet struct {
 // still serves wasm pods' host calls.
 const ClusterDNSOff = "off"
 
+// dialDirect reports whether wasm pods' host calls dial a ready endpoint
+// of a service rather than its cluster IP: when asked to, and when no
+// load balancer on this node can serve cluster IPs — the agent was told
+// to run none, or it is not root (no eBPF, and the userspace proxy cannot
+// put cluster IPs on lo).
+func dialDirect(cfg Config, euid int) bool {
+	return cfg.ServiceDialDirect || cfg.ServiceLB == "off" || (cfg.ServiceLB != "" && euid != 0)
+}
+
 func newPodNet(cfg Config, nc *nats.Conn) *podNet {
 	p := &podNet{cfg: cfg, log: cfg.Log, store: dns.NewStore()}
-	p.resolver = &dns.Resolver{View: p.store, Domain: cfg.ClusterDomain, Direct: cfg.ServiceDialDirect}
+	p.resolver = &dns.Resolver{View: p.store, Domain: cfg.ClusterDomain, Direct: dialDirect(cfg, os.Geteuid())}
 	p.host = hostcall.New(hostcall.Config{
 		Resolve: func(_ context.Context, c hostcall.Caller, host string, port int) (string, bool, error) {
 			return p.resolver.Resolve(c.Namespace, host, port)

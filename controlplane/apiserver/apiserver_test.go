@@ -158,16 +158,17 @@ func TestWatchDeliversCreateUpdateDeleteInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var got []string // what the watch said, folded (below)
 	next := func() client.Event {
 		t.Helper()
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				t.Fatal("watch closed")
+				t.Fatalf("watch closed after %v", got)
 			}
 			return ev
 		case <-ctx.Done():
-			t.Fatal("timed out waiting for a watch event")
+			t.Fatalf("timed out waiting for a watch event after %v", got)
 		}
 		return client.Event{}
 	}
@@ -194,7 +195,6 @@ func TestWatchDeliversCreateUpdateDeleteInOrder(t *testing.T) {
 	want := []string{"ADDED:1", "MODIFIED:2", "MODIFIED:3", "MODIFIED:4", "DELETED:4"}
 	// Controllers write status in between; those MODIFIED events repeat the
 	// last replica count and are folded.
-	var got []string
 	for len(got) < len(want) {
 		ev := next()
 		d := ev.Object.(*api.Deployment)

@@ -136,6 +136,8 @@ func Start(cfg Config) (*Controller, error) {
 			if err := Clear(cfg.PinDir); err != nil {
 				c.log.Warn("remove the eBPF datapath an earlier agent left", "pin_dir", cfg.PinDir, "err", err)
 			}
+		} else if cfg.NetNS == "" {
+			c.reason += "; not root: cluster IPs cannot be added to lo, so only wasm pods reach services (their host calls dial endpoints directly); node ports work"
 		}
 		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", c.reason)
 		// What an earlier agent left in pinned maps is known, so stale
