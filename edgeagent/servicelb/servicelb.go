@@ -93,6 +93,9 @@ type Controller struct {
 	// np translates node ports of Local services at TC (eBPF mode
 	// only; nil when it could not attach).
 	np *nodePorts
+	// noVIPs: the LB cannot serve cluster IPs here (userspace without
+	// root); only listeners are kept.
+	noVIPs bool
 }
 
 // Start creates the load balancer, reports its mode on the Node and starts
@@ -137,6 +140,8 @@ func Start(cfg Config) (*Controller, error) {
 				c.log.Warn("remove the eBPF datapath an earlier agent left", "pin_dir", cfg.PinDir, "err", err)
 			}
 		} else if cfg.NetNS == "" {
+			// Every VIP would fail to go on lo: do not try.
+			c.noVIPs = true
 			c.reason += "; not root: cluster IPs cannot be added to lo, so only wasm pods reach services (their host calls dial endpoints directly); node ports work"
 		}
 		c.log.Info("service load balancer", "mode", lb.Mode(), "reason", c.reason)
@@ -314,7 +319,7 @@ func (c *Controller) sync() {
 		}
 		c.np.sync(d.Listeners, c.cfg.Policy != nil, eng)
 	}
-	if c.lb == nil {
+	if c.lb == nil || c.noVIPs {
 		return
 	}
 	want := map[string]netpolicy.Service{}
