@@ -379,17 +379,49 @@ func (s *Server) startWatch(parent context.Context, m *nats.Msg) {
 	s.mu.Unlock()
 	go func() {
 		defer s.stopWatch(inbox)
+		f := selectorFilter{sel: sel, in: map[string]bool{}}
 		for ev := range events {
-			if ev.Object != nil && !sel.Matches(ev.Object.GetMeta().Labels) {
+			t, ok := f.pass(ev)
+			if !ok {
 				continue
 			}
 			b, _ := json.Marshal(ev.Object)
 			if ev.Object == nil {
 				b = nil
 			}
-			send(wire.WatchEvent{Type: string(ev.Type), Object: b})
+			send(wire.WatchEvent{Type: string(t), Object: b})
 		}
 	}()
+}
+
+// selectorFilter turns a kind's event stream into the stream of the
+// objects a label selector matches, as Kubernetes does: an object whose
+// labels stop matching is DELETED from the watcher's view (with its new
+// state), one that starts matching is ADDED.
+type selectorFilter struct {
+	sel api.Selector
+	in  map[string]bool // namespace/name of the objects the watcher holds
+}
+
+func (f *selectorFilter) pass(ev store.Event) (store.EventType, bool) {
+	if ev.Object == nil {
+		return ev.Type, true // SYNCED
+	}
+	m := ev.Object.GetMeta()
+	key := m.Namespace + "/" + m.Name
+	was, match := f.in[key], f.sel.Matches(m.Labels)
+	switch {
+	case ev.Type == store.Deleted:
+		delete(f.in, key)
+		return ev.Type, was
+	case match && !was:
+		f.in[key] = true
+		return store.Added, true
+	case !match && was:
+		delete(f.in, key)
+		return store.Deleted, true
+	}
+	return ev.Type, match
 }
 
 func (s *Server) keepalive(inbox string) {
