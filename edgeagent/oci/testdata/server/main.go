@@ -17,6 +17,9 @@
 //	-exec-exit N      print "exec" on stderr and exit N (used through Exec)
 //	-pwd              print "pwd <working dir>" on stdout, then go on
 //	-cat PATH         print the file PATH on stdout, then go on
+//	-get IP:PORT      a client instead of a server: every 300 ms, GET / from
+//	                  IP:PORT and print "get ok <first body line>" or
+//	                  "get err <error>" on stdout
 package main
 
 import (
@@ -79,6 +82,8 @@ func main() {
 				fail("cat: ", err.Error())
 			}
 			os.Stdout.Write(b)
+		case "-get":
+			getLoop(arg())
 		case "-exec-exit":
 			n := arg()
 			say(os.Stderr, "exec")
@@ -218,4 +223,74 @@ func answer(fd int, name, remote string) {
 		}
 		b = b[n:]
 	}
+}
+
+// getLoop is the client mode: it never returns.
+func getLoop(addr string) {
+	host, port, ok := strings.Cut(addr, ":")
+	if !ok {
+		fail("-get wants IP:PORT, not ", addr)
+	}
+	sa := &syscall.SockaddrInet4{Addr: ipv4(host), Port: atoi(port)}
+	for {
+		if line, err := get(sa); err != nil {
+			say(os.Stdout, "get err ", err.Error())
+		} else {
+			say(os.Stdout, "get ok ", line)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// get makes one HTTP/1.0 request and returns the first line of the body.
+func get(sa *syscall.SockaddrInet4) (string, error) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer syscall.Close(fd)
+	tv := syscall.Timeval{Sec: 2}
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
+	for {
+		err = syscall.Connect(fd, sa)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	req := []byte("GET / HTTP/1.0\r\nHost: flotilla\r\n\r\n")
+	for len(req) > 0 {
+		n, err := syscall.Write(fd, req)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		req = req[n:]
+	}
+	var resp []byte
+	buf := make([]byte, 4096)
+	for len(resp) < 64<<10 {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if n <= 0 {
+			break
+		}
+		resp = append(resp, buf[:n]...)
+	}
+	_, body, ok := strings.Cut(string(resp), "\r\n\r\n")
+	if !ok {
+		return "", syscall.EPROTO
+	}
+	line, _, _ := strings.Cut(body, "\n")
+	return line, nil
 }
