@@ -322,6 +322,9 @@ func (n *NAT) Upsert(e Entry) error {
 	if !e.Addr.Addr().Unmap().Is4() {
 		return fmt.Errorf("node port %v: only IPv4 is translated", e.Addr)
 	}
+	if e.Protocol != "TCP" && e.Protocol != "UDP" {
+		return fmt.Errorf("node port %v: protocol %q is not TCP or UDP", e.Addr, e.Protocol)
+	}
 	if len(e.Backends) == 0 || len(e.Backends) > MaxBackends {
 		return fmt.Errorf("node port %v: %d backends (want 1 to %d)", e.Addr, len(e.Backends), MaxBackends)
 	}

@@ -450,6 +450,7 @@ func TestNodePortBadInput(t *testing.T) {
 	}{
 		{"NoBackends", nodeport.Entry{Addr: netip.AddrPortFrom(e.node, 30000), Protocol: "TCP"}, "0 backends"},
 		{"TooMany", nodeport.Entry{Addr: netip.AddrPortFrom(e.node, 30000), Protocol: "TCP", Backends: many}, "33 backends"},
+		{"SCTP", nodeport.Entry{Addr: netip.AddrPortFrom(e.node, 30000), Protocol: "SCTP", Backends: many[:1]}, `protocol "SCTP"`},
 		{"IPv6", nodeport.Entry{Addr: netip.MustParseAddrPort("[fd00::1]:30000"), Protocol: "TCP", Backends: many[:1]}, "only IPv4"},
 	}
 	for _, tc := range cases {
