@@ -373,7 +373,18 @@ func (s *Store) Watch(ctx context.Context, kind, ns string) (<-chan Event, error
 				continue // an undecodable value cannot be acted on; skip it
 			}
 			t := Modified
-			if _, ok := seen[e.Key()]; !ok {
+			prev, ok := seen[e.Key()]
+			switch {
+			case !ok:
+				t = Added
+			case prev.GetMeta().UID != obj.GetMeta().UID:
+				// A delete and a re-create the watch saw as one put (a
+				// consumer that restarted past the delete marker, which
+				// the bucket keeps only until the next put): still two
+				// objects, so two events.
+				if !send(Event{Type: Deleted, Object: prev}) {
+					return
+				}
 				t = Added
 			}
 			seen[e.Key()] = obj
