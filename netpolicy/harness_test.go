@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla-edge/flotilla/internal/netnstest"
+	"github.com/flotilla-edge/flotilla/internal/netns"
 	"github.com/flotilla-edge/flotilla/internal/privtest"
 
 	"golang.org/x/sys/unix"
@@ -97,8 +97,8 @@ func run(t testing.TB, name string, args ...string) {
 	}
 }
 
-// inNetns runs fn on a thread in the namespace (netnstest.Do).
-func (e *testEnv) inNetns(fn func() error) error { return netnstest.Do(e.ns, fn) }
+// inNetns runs fn on a thread in the namespace (netns.Do).
+func (e *testEnv) inNetns(fn func() error) error { return netns.Do(e.ns, fn) }
 
 // startBackends runs a TCP and a UDP server on each address (IPv4 or IPv6)
 // inside the namespace. Both answer every request line / datagram with the

@@ -34,7 +34,7 @@ import (
 
 	"github.com/flotilla-edge/flotilla/api"
 	"github.com/flotilla-edge/flotilla/edgeagent/servicelb"
-	"github.com/flotilla-edge/flotilla/internal/netnstest"
+	"github.com/flotilla-edge/flotilla/internal/netns"
 	"github.com/flotilla-edge/flotilla/internal/testfleet"
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
 )
@@ -243,7 +243,7 @@ func newCgroup(t *testing.T, name string) string {
 func forwardNATS(t *testing.T, ns, target string) int {
 	t.Helper()
 	var ln net.Listener
-	if err := netnstest.Do(ns, func() (err error) {
+	if err := netns.Do(ns, func() (err error) {
 		ln, err = net.Listen("tcp4", "127.0.0.1:0")
 		return err
 	}); err != nil {
@@ -348,10 +348,10 @@ func startHostAgent(t *testing.T, f *testfleet.Fleet, bin string, n *bridgeNet, 
 	cmd.SysProcAttr = &unix.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd()), Pdeathsig: unix.SIGKILL}
 	started, done := make(chan error, 1), make(chan error, 1)
 	go func() {
-		// Not through netnstest.Do: this thread must live (stay locked)
+		// Not through netns.Do: this thread must live (stay locked)
 		// as long as the agent, or Pdeathsig would kill it.
 		runtime.LockOSThread()
-		leave, err := netnstest.Enter(h.ns)
+		leave, err := netns.Enter(h.ns)
 		back := false
 		if err == nil {
 			err = cmd.Start() // the child starts in the namespace

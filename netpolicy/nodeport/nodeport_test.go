@@ -25,7 +25,7 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/vishvananda/netlink"
 
-	"github.com/flotilla-edge/flotilla/internal/netnstest"
+	"github.com/flotilla-edge/flotilla/internal/netns"
 	"github.com/flotilla-edge/flotilla/internal/privtest"
 	"github.com/flotilla-edge/flotilla/netpolicy/ebpflb"
 	"github.com/flotilla-edge/flotilla/netpolicy/nodeport"
@@ -90,8 +90,8 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-// in runs fn on a thread in namespace ns (netnstest.Do).
-func in(ns string, fn func() error) error { return netnstest.Do(ns, fn) }
+// in runs fn on a thread in namespace ns (netns.Do).
+func in(ns string, fn func() error) error { return netns.Do(ns, fn) }
 
 // backends serves TCP and UDP on the node's ports: every request line or
 // datagram is answered with "port=<backend port> remote=<peer>".

@@ -22,15 +22,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/flotilla-edge/flotilla/internal/netns"
 	"github.com/flotilla-edge/flotilla/netpolicy/internal/lbapi"
 )
 
@@ -49,8 +47,7 @@ type Config struct {
 
 // LB is the userspace proxy. It implements netpolicy.LB.
 type LB struct {
-	cfg    Config
-	nsFile *os.File // target netns, nil = current
+	cfg Config
 
 	mu     sync.Mutex
 	svcs   map[svcKey]*service
@@ -117,8 +114,7 @@ type udpSession struct {
 func New(cfg Config) (*LB, error) {
 	l := &LB{cfg: cfg, svcs: map[svcKey]*service{}, vips: map[netip.Addr]*vipRef{}}
 	if cfg.NetNS != "" {
-		var err error
-		if l.nsFile, err = os.Open("/var/run/netns/" + cfg.NetNS); err != nil {
+		if _, err := os.Stat(netns.Path(cfg.NetNS)); err != nil {
 			return nil, fmt.Errorf("netns %s: %w", cfg.NetNS, err)
 		}
 	}
@@ -131,35 +127,10 @@ func (l *LB) Mode() string { return "userspace" }
 // inNS runs fn with the calling OS thread in the configured netns, so the
 // sockets fn creates belong to it.
 func (l *LB) inNS(fn func() error) error {
-	if l.nsFile == nil {
+	if l.cfg.NetNS == "" {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The way back is this thread's own namespace, not
-		// /proc/self's: that is the main thread's, which a goroutine
-		// that locked it and entered another namespace leaves there
-		// for good (the runtime cannot end the main thread).
-		back, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("own netns: %w", err)
-			return
-		}
-		defer back.Close()
-		if err := unix.Setns(int(l.nsFile.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(back.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		} // else: stay locked, the thread exits with this goroutine.
-		errc <- err
-	}()
-	return <-errc
+	return netns.Do(l.cfg.NetNS, fn)
 }
 
 func (l *LB) ip(args ...string) (string, error) {
@@ -283,9 +254,6 @@ func (l *LB) Close() error {
 		l.releaseVIP(k.vip)
 	}
 	l.svcs = map[svcKey]*service{}
-	if l.nsFile != nil {
-		l.nsFile.Close()
-	}
 	return nil
 }
 

@@ -1,7 +1,8 @@
-// Package netnstest runs test code inside a named network namespace (one
-// made with `ip netns add`): sockets created there stay in it, wherever
-// they are used from afterwards.
-package netnstest
+// Package netns runs code inside a named network namespace (one made
+// with `ip netns add`): sockets created there stay in it, wherever they
+// are used from afterwards. The userspace proxy uses it to serve a test's
+// namespace; tests use it to place servers and clients.
+package netns
 
 import (
 	"fmt"
