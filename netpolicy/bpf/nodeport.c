@@ -246,19 +246,27 @@ static __always_inline int place(struct pkt *p, struct backend *out)
 	return 0;
 }
 
+/* reply_key is the tuple of the replies to p's flow when they come from
+ * addr:port (the backend it was sent to). */
+static __always_inline struct ct_key reply_key(struct pkt *p, __be32 addr, __be16 port)
+{
+	struct ct_key rk = {
+		.saddr = addr,
+		.daddr = p->t.saddr,
+		.sport = port,
+		.dport = p->t.sport,
+		.proto = p->t.proto,
+	};
+	return rk;
+}
+
 /* forget_reverse drops a reply mapping left by an earlier translated flow
  * whose reply tuple a new, untranslated flow now reuses (a client that
  * dialled the node port, then the backend's own port from the same source
  * port): its replies must not be rewritten. */
 static __always_inline void forget_reverse(struct pkt *p)
 {
-	struct ct_key rk = {
-		.saddr = p->t.daddr,
-		.daddr = p->t.saddr,
-		.sport = p->t.dport,
-		.dport = p->t.sport,
-		.proto = p->t.proto,
-	};
+	struct ct_key rk = reply_key(p, p->t.daddr, p->t.dport);
 
 	if (bpf_map_lookup_elem(&np_ct_out, &rk))
 		bpf_map_delete_elem(&np_ct_out, &rk);
@@ -268,13 +276,7 @@ static __always_inline void forget_reverse(struct pkt *p)
  * be (always when force, else only if it is missing). */
 static __always_inline int keep_reverse(struct pkt *p, struct backend *be, __u64 now, int force)
 {
-	struct ct_key rk = {
-		.saddr = be->addr,
-		.daddr = p->t.saddr,
-		.sport = be->port,
-		.dport = p->t.sport,
-		.proto = p->t.proto,
-	};
+	struct ct_key rk = reply_key(p, be->addr, be->port);
 	struct ct_val out = {.addr = p->t.daddr, .port = p->t.dport, .created_ns = now};
 
 	if (!force && bpf_map_lookup_elem(&np_ct_out, &rk))
