@@ -175,18 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	a.wg.Go(func() { a.serveExec(a.ctx) })
 	a.net.start(a.ctx, a.client, &a.wg)
 	startPolicy(a.ctx)
-	if cfg.ServiceLB == "off" && os.Geteuid() == 0 {
-		// Told to balance nothing: nothing an earlier eBPF agent of
-		// this node pinned may keep translating.
-		pinDir := cfg.LBPinDir
-		if pinDir == "" {
-			pinDir = servicelb.DefaultPinDir(cfg.Name)
-		}
-		if err := servicelb.Clear(pinDir); err != nil {
-			a.log.Warn("remove the eBPF service datapath an earlier agent left", "pin_dir", pinDir, "err", err)
-		}
-	}
-	if cfg.ServiceLB != "" && cfg.ServiceLB != "off" {
+	if cfg.ServiceLB != "" {
 		a.wg.Go(func() {
 			servicelb.Run(a.ctx, servicelb.Config{Client: a.client, NodeName: cfg.Name, NodeAddress: cfg.Address,
 				Mode: cfg.ServiceLB, CgroupPath: a.lbCgroup(cfg), PinDir: cfg.LBPinDir, NetNS: cfg.LBNetNS,

@@ -66,8 +66,10 @@ type Config struct {
 	// (docs/networking.md); ignored when HostCallPolicy is set.
 	NetworkPolicy bool
 	// ServiceLB is the service load balancer mode (auto, ebpf, userspace);
-	// "" or "off" runs none. Off by default here so tests and embedders
-	// opt in; `flotilla agent` and `flotilla up` default to auto.
+	// "off" runs none and removes an eBPF datapath an earlier agent of
+	// this node left; "" runs none and touches nothing. "" by default here
+	// so tests and embedders opt in; `flotilla agent` and `flotilla up`
+	// default to auto.
 	ServiceLB string
 	// LBCgroupPath and LBPinDir override servicelb.Config's CgroupPath
 	// (default the agent's own cgroup) and PinDir.

@@ -397,8 +397,26 @@ func (c *Controller) reportMode(ctx context.Context) {
 
 // Run starts the controller, keeps it until ctx ends and stops it; the
 // agent runs it as one of its loops. A start failure is logged: pods keep
-// running without services.
+// running without services. Mode "off" balances nothing: it only removes
+// what an earlier eBPF agent of this node pinned, which would otherwise
+// keep translating, and returns.
 func Run(ctx context.Context, cfg Config) {
+	if cfg.Mode == "off" {
+		if os.Geteuid() != 0 {
+			return
+		}
+		if cfg.Log == nil {
+			cfg.Log = slog.Default()
+		}
+		pinDir := cfg.PinDir
+		if pinDir == "" {
+			pinDir = DefaultPinDir(cfg.NodeName)
+		}
+		if err := Clear(pinDir); err != nil {
+			cfg.Log.Warn("remove the eBPF service datapath an earlier agent left", "pin_dir", pinDir, "err", err)
+		}
+		return
+	}
 	c, err := Start(cfg)
 	if err != nil {
 		cfg.Log.Error("service load balancing not started", "err", err)

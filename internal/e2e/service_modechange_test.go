@@ -14,8 +14,9 @@ import (
 
 // TestServiceLBModeChangeClearsEBPF: a node that ran the eBPF datapath
 // (socket LB and TC node ports, all pinned so they outlive the agent) and
-// restarts in userspace mode removes it, so stale translations never
-// shadow the proxy; the proxy then serves the same service.
+// restarts with load balancing off, or in userspace mode, removes it, so
+// stale translations never shadow the mode it runs; the proxy then serves
+// the same service.
 func TestServiceLBModeChangeClearsEBPF(t *testing.T) {
 	e := newSvcEnv(t)
 	f := testfleet.Start(t)
@@ -48,17 +49,28 @@ func TestServiceLBModeChangeClearsEBPF(t *testing.T) {
 		return names
 	}
 
-	c := start("ebpf")
-	testfleet.WaitFor(t, "the socket LB and the node-port programs pinned", 10*time.Second, func() bool {
-		s := strings.Join(pinned(), " ")
-		return strings.Contains(s, "link_connect4") && strings.Contains(s, "link_np_ingress_")
-	})
-	c.Stop()
-	if len(pinned()) == 0 {
-		t.Fatal("stopping the eBPF agent removed its pins; they must outlive it")
+	runEBPF := func() {
+		t.Helper()
+		c := start("ebpf")
+		testfleet.WaitFor(t, "the socket LB and the node-port programs pinned", 10*time.Second, func() bool {
+			s := strings.Join(pinned(), " ")
+			return strings.Contains(s, "link_connect4") && strings.Contains(s, "link_np_ingress_")
+		})
+		c.Stop()
+		if len(pinned()) == 0 {
+			t.Fatal("stopping the eBPF agent removed its pins; they must outlive it")
+		}
 	}
 
-	c = start("userspace")
+	// Off: nothing runs, and nothing of eBPF is left either.
+	runEBPF()
+	servicelb.Run(context.Background(), servicelb.Config{Client: f.Client, NodeName: "pi-1", Mode: "off", PinDir: e.pinDir, Log: testfleet.Logger()})
+	if left := pinned(); len(left) != 0 {
+		t.Fatalf("mode off kept the eBPF pins %v", left)
+	}
+
+	runEBPF()
+	c := start("userspace")
 	defer c.Stop()
 	if left := pinned(); len(left) != 0 {
 		t.Fatalf("userspace mode kept the eBPF pins %v", left)
