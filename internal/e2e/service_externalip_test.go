@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"os"
@@ -27,7 +26,6 @@ func TestServiceExternalIPFromOutside(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			e := newSvcEnv(t)
 			f := testfleet.Start(t)
-			ctx := context.Background()
 			// 10.231.n.1 is the node; 10.233.n.1 becomes its external IP,
 			// routed to it from the client's namespace over the veth.
 			ext := "10.233." + strings.TrimPrefix(e.nodeAddr, "10.231.")
@@ -39,16 +37,8 @@ func TestServiceExternalIPFromOutside(t *testing.T) {
 			sh(t, "ip", "-n", e.ns, "route", "add", ext+"/32", "via", e.nodeAddr)
 
 			bes := startTestBackends(t, e.nodeAddr, 3)
-			if _, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"},
-				Spec: api.ServiceSpec{ExternalIPs: []string{ext}, Ports: []api.ServicePort{
-					{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}}}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.Client.Create(ctx, manualSlice(e.nodeAddr, bes)); err != nil {
-				t.Fatal(err)
-			}
-			c, err := servicelb.Start(servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: mode,
-				CgroupPath: e.cgroup, PinDir: e.pinDir, NetNS: e.lbNetNS(mode), Log: testfleet.Logger()})
+			createMix(t, f, e, bes, api.ServiceSpec{ExternalIPs: []string{ext}})
+			c, err := servicelb.Start(e.lbConfig(f, mode))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,6 +61,29 @@ func startTestBackends(t *testing.T, addr string, n int) []testBackend {
 	return out
 }
 
+// createMix creates service "mix" (ports http 80/TCP and echo 7/UDP; spec
+// gives the rest) and its EndpointSlice over bes, as a user would for a
+// service without a selector.
+func createMix(t *testing.T, f *testfleet.Fleet, e *svcEnv, bes []testBackend, spec api.ServiceSpec) *api.Service {
+	t.Helper()
+	spec.Ports = []api.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}
+	o, err := f.Client.Create(context.Background(), &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"}, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Client.Create(context.Background(), manualSlice(e.nodeAddr, bes)); err != nil {
+		t.Fatal(err)
+	}
+	return o.(*api.Service)
+}
+
+// lbConfig is a test's service LB on the node side of its veth, with its
+// cgroup, pin dir and (userspace) namespace.
+func (e *svcEnv) lbConfig(f *testfleet.Fleet, mode string) servicelb.Config {
+	return servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: mode,
+		CgroupPath: e.cgroup, PinDir: e.pinDir, NetNS: e.lbNetNS(mode), Log: testfleet.Logger()}
+}
+
 func manualSlice(nodeAddr string, bes []testBackend) *api.EndpointSlice {
 	s := &api.EndpointSlice{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default",
 		Labels: map[string]string{"flotilla.dev/service-name": "mix"}}}
@@ -82,18 +105,8 @@ func TestServiceLBManualEndpoints(t *testing.T) {
 			f := testfleet.Start(t)
 			ctx := context.Background()
 			bes := startTestBackends(t, e.nodeAddr, 3)
-			o, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"},
-				Spec: api.ServiceSpec{Type: api.ServiceTypeNodePort, Ports: []api.ServicePort{
-					{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc := o.(*api.Service)
-			if _, err := f.Client.Create(ctx, manualSlice(e.nodeAddr, bes)); err != nil {
-				t.Fatal(err)
-			}
-			cfg := servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: m.mode,
-				CgroupPath: e.cgroup, PinDir: e.pinDir, NetNS: e.lbNetNS(m.mode), Log: testfleet.Logger()}
+			svc := createMix(t, f, e, bes, api.ServiceSpec{Type: api.ServiceTypeNodePort})
+			cfg := e.lbConfig(f, m.mode)
 			c, err := servicelb.Start(cfg)
 			if err != nil {
 				t.Fatal(err)

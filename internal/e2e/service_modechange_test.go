@@ -20,21 +20,10 @@ import (
 func TestServiceLBModeChangeClearsEBPF(t *testing.T) {
 	e := newSvcEnv(t)
 	f := testfleet.Start(t)
-	ctx := context.Background()
 	bes := startTestBackends(t, e.nodeAddr, 2)
-	o, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"},
-		Spec: api.ServiceSpec{Type: api.ServiceTypeNodePort, ExternalTrafficPolicy: api.TrafficPolicyLocal,
-			Ports: []api.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clusterIP := o.(*api.Service).Spec.ClusterIP
-	if _, err := f.Client.Create(ctx, manualSlice(e.nodeAddr, bes)); err != nil {
-		t.Fatal(err)
-	}
+	clusterIP := createMix(t, f, e, bes, api.ServiceSpec{Type: api.ServiceTypeNodePort, ExternalTrafficPolicy: api.TrafficPolicyLocal}).Spec.ClusterIP
 	start := func(mode string) *servicelb.Controller {
-		c, err := servicelb.Start(servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: mode,
-			CgroupPath: e.cgroup, PinDir: e.pinDir, NetNS: e.lbNetNS(mode), Log: testfleet.Logger()})
+		c, err := servicelb.Start(e.lbConfig(f, mode))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +53,7 @@ func TestServiceLBModeChangeClearsEBPF(t *testing.T) {
 
 	// Off: nothing runs, and nothing of eBPF is left either.
 	runEBPF()
-	servicelb.Run(context.Background(), servicelb.Config{Client: f.Client, NodeName: "pi-1", Mode: "off", PinDir: e.pinDir, Log: testfleet.Logger()})
+	servicelb.Run(context.Background(), e.lbConfig(f, "off"))
 	if left := pinned(); len(left) != 0 {
 		t.Fatalf("mode off kept the eBPF pins %v", left)
 	}

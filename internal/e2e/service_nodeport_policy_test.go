@@ -11,7 +11,6 @@ package e2e
 // service_podpolicy_test.go.
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"strings"
@@ -36,18 +35,8 @@ func TestServiceNodePortPolicy(t *testing.T) {
 func testServiceNodePortPolicy(t *testing.T, mode, trafficPolicy string) {
 	e := newSvcEnv(t)
 	f := testfleet.Start(t)
-	ctx := context.Background()
 	bes := startTestBackends(t, e.nodeAddr, 3)
-	o, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"},
-		Spec: api.ServiceSpec{Type: api.ServiceTypeNodePort, ExternalTrafficPolicy: trafficPolicy, Ports: []api.ServicePort{
-			{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := o.(*api.Service)
-	if _, err := f.Client.Create(ctx, manualSlice(e.nodeAddr, bes)); err != nil {
-		t.Fatal(err)
-	}
+	svc := createMix(t, f, e, bes, api.ServiceSpec{Type: api.ServiceTypeNodePort, ExternalTrafficPolicy: trafficPolicy})
 	nodeHTTP := net.JoinHostPort(e.nodeAddr, strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))
 	nodeUDP := net.JoinHostPort(e.nodeAddr, strconv.Itoa(int(svc.Spec.Ports[1].NodePort)))
 	client := strings.TrimSuffix(e.nodeAddr, ".1") + ".2" // the namespace side of the veth
@@ -63,8 +52,9 @@ func testServiceNodePortPolicy(t *testing.T, mode, trafficPolicy string) {
 	for _, k := range policyview.Kinds {
 		view.MarkSynced(k)
 	}
-	c, err := servicelb.Start(servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: mode,
-		CgroupPath: e.cgroup, PinDir: e.pinDir, NetNS: e.lbNetNS(mode), Log: testfleet.Logger(), Policy: view})
+	cfg := e.lbConfig(f, mode)
+	cfg.Policy = view
+	c, err := servicelb.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ package e2e
 // are exactly the test's own backends.
 
 import (
-	"context"
 	"net"
 	"strconv"
 	"strings"
@@ -25,17 +24,8 @@ import (
 func TestServiceLBContainerPodPolicyEBPF(t *testing.T) {
 	e := newSvcEnv(t)
 	f := testfleet.Start(t)
-	ctx := context.Background()
 	bes := startTestBackends(t, e.nodeAddr, 3)
-	o, err := f.Client.Create(ctx, &api.Service{ObjectMeta: api.ObjectMeta{Name: "mix", Namespace: "default"},
-		Spec: api.ServiceSpec{Ports: []api.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "echo", Port: 7, Protocol: "UDP"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clusterHTTP := net.JoinHostPort(o.(*api.Service).Spec.ClusterIP, "80")
-	if _, err := f.Client.Create(ctx, manualSlice(e.nodeAddr, bes)); err != nil {
-		t.Fatal(err)
-	}
+	clusterHTTP := net.JoinHostPort(createMix(t, f, e, bes, api.ServiceSpec{}).Spec.ClusterIP, "80")
 
 	view := policyview.New()
 	view.Set(&api.Namespace{ObjectMeta: api.ObjectMeta{Name: "default", Labels: map[string]string{"kubernetes.io/metadata.name": "default"}}})
@@ -50,11 +40,12 @@ func TestServiceLBContainerPodPolicyEBPF(t *testing.T) {
 	for _, k := range policyview.Kinds {
 		view.MarkSynced(k)
 	}
-	c, err := servicelb.Start(servicelb.Config{Client: f.Client, NodeName: "pi-1", NodeAddress: e.nodeAddr, Mode: "ebpf",
-		CgroupPath: e.cgroup, PinDir: e.pinDir, Log: testfleet.Logger(), Policy: view,
-		PodCgroups: func() map[string]policy.PodRef {
-			return map[string]policy.PodRef{e.cgroup: {Namespace: "default", Name: "client"}}
-		}})
+	cfg := e.lbConfig(f, "ebpf")
+	cfg.Policy = view
+	cfg.PodCgroups = func() map[string]policy.PodRef {
+		return map[string]policy.PodRef{e.cgroup: {Namespace: "default", Name: "client"}}
+	}
+	c, err := servicelb.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
