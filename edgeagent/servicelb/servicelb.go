@@ -139,7 +139,7 @@ func Start(cfg Config) (*Controller, error) {
 			if err := Clear(cfg.PinDir); err != nil {
 				c.log.Warn("remove the eBPF datapath an earlier agent left", "pin_dir", cfg.PinDir, "err", err)
 			}
-		} else if cfg.NetNS == "" {
+		} else {
 			// Every VIP would fail to go on lo: do not try.
 			c.noVIPs = true
 			c.reason += "; not root: cluster IPs cannot be added to lo, so only wasm pods reach services (their host calls dial endpoints directly); node ports work"
