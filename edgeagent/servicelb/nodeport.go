@@ -67,8 +67,10 @@ func (n *nodePorts) sync(ls []Listener, policyOn bool, eng *policy.Engine) {
 		}
 		bes := l.Backends
 		if len(bes) > nodeport.MaxBackends {
-			n.log.Warn("more local backends than the node-port translation holds; using the first ones",
-				"service", l.Service, "backends", len(bes), "max", nodeport.MaxBackends)
+			if old, ok := n.applied[k]; !ok || len(old.Backends) < nodeport.MaxBackends {
+				n.log.Warn("more local backends than the node-port translation holds; using the first ones",
+					"service", l.Service, "backends", len(bes), "max", nodeport.MaxBackends)
+			}
 			bes = bes[:nodeport.MaxBackends]
 		}
 		want[k] = nodeport.Entry{Addr: l.Addr, Protocol: l.Protocol, Backends: bes}
